@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/raftmq/raftmq/node"
+)
+
+// serverFlags is what `raftmq server` takes beyond node.Config.
+type serverFlags struct {
+	logLevel  string
+	logFormat string
+	heartbeat string
+}
+
+// parseServerFlags turns the command line into a node configuration and
+// the logging choices. The flags' defaults are node.Config's own, so help
+// shows what a zero field means.
+func parseServerFlags(args []string, output io.Writer) (node.Config, serverFlags, error) {
+	var def node.Config
+	if err := def.Validate(); err != nil {
+		return node.Config{}, serverFlags{}, fmt.Errorf("default configuration: %w", err)
+	}
+	var (
+		cfg node.Config
+		sf  serverFlags
+	)
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&cfg.ID, "id", def.ID, "node id, unique in its group and never reused")
+	fs.StringVar(&cfg.Group, "group", def.Group, "group name")
+	fs.StringVar(&cfg.DataDir, "data", def.DataDir, "data directory (raft log, snapshots, state)")
+	fs.StringVar(&cfg.StompAddr, "stomp", def.StompAddr, "STOMP client address, opened while this node leads")
+	fs.StringVar(&cfg.RaftAddr, "raft", def.RaftAddr, "raft address")
+	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "raft address peers dial, if not -raft's")
+	fs.StringVar(&sf.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&sf.logFormat, "log-format", "text", "log format: text or json")
+	fs.IntVar(&cfg.Transport.Limits.MaxFrameSize, "max-frame-size", def.Transport.Limits.MaxFrameSize, "largest STOMP frame accepted, in bytes")
+	fs.StringVar(&sf.heartbeat, "heartbeat", formatHeartBeat(def.Transport.HeartBeat),
+		"STOMP heart-beats offered: how often the server can send, how often it wants to receive (0: never)")
+	fs.IntVar(&cfg.Queue.MaxDeliveries, "max-deliveries", def.Queue.MaxDeliveries, "deliveries of a message before it goes to the dead-letter queue")
+	fs.IntVar(&cfg.Queue.DefaultPrefetch, "prefetch", def.Queue.DefaultPrefetch, "unacknowledged messages per subscription without activemq.prefetchSize")
+	fs.BoolVar(&cfg.Queue.DropExpired, "drop-expired", false, "drop expired messages instead of moving them to the dead-letter queue")
+	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", def.SnapshotThreshold, "raft log entries between snapshots")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: raftmq server [flags]\n\n"+
+			"Runs a broker node. With no flags: a single-node group serving STOMP on\n"+
+			"127.0.0.1:61613 with its data in ./raftmq-data. SIGINT or SIGTERM stops it\n"+
+			"cleanly.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return node.Config{}, serverFlags{}, err
+	}
+	if fs.NArg() > 0 {
+		return node.Config{}, serverFlags{}, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	hb, err := parseHeartBeat(sf.heartbeat)
+	if err != nil {
+		return node.Config{}, serverFlags{}, usageError{err}
+	}
+	cfg.Transport.HeartBeat = hb
+	return cfg, sf, nil
+}
+
+// parseHeartBeat reads "send,receive" durations such as "10s,10s". As in
+// STOMP's heart-beat header, 0 means never; the transport spells never as
+// a negative duration, its zero being "the default".
+func parseHeartBeat(s string) ([2]time.Duration, error) {
+	var hb [2]time.Duration
+	parts := strings.Split(s, ",")
+	if len(parts) != 2 {
+		return hb, fmt.Errorf("heartbeat %q: want send,receive such as 10s,10s", s)
+	}
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		d, err := time.ParseDuration(p)
+		if err != nil || d < 0 {
+			return hb, fmt.Errorf("heartbeat %q: %q is not a duration", s, p)
+		}
+		if d == 0 {
+			d = -1
+		}
+		hb[i] = d
+	}
+	return hb, nil
+}
+
+func formatHeartBeat(hb [2]time.Duration) string {
+	f := func(d time.Duration) string {
+		if d < 0 {
+			return "0"
+		}
+		return d.String()
+	}
+	return f(hb[0]) + "," + f(hb[1])
+}
+
+// newLogger builds the process's logger on w.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "info":
+		lvl = slog.LevelInfo
+	case "warn":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	default:
+		return nil, usageError{fmt.Errorf("log level %q: want debug, info, warn or error", level)}
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, usageError{fmt.Errorf("log format %q: want text or json", format)}
+	}
+}
+
+func runServer(args []string) error {
+	cfg, sf, err := parseServerFlags(args, os.Stderr)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(os.Stderr, sf.logLevel, sf.logFormat)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	// Packages that log through slog's default logger (and through the
+	// standard log package, which slog then redirects: pebble does) join
+	// the same stream.
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return errors.Join(err, n.Close())
+	}
+	// The node logs `msg="serving STOMP clients" addr=...` whenever it
+	// starts serving; here we only wait for the signal to stop.
+	<-ctx.Done()
+	stop() // a second signal kills the process at once
+	logger.Info("shutting down", "cause", context.Cause(ctx))
+	if err := n.Close(); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,276 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func testMessage(id, dest, body string, headers ...string) *Message {
+	m := &Message{
+		ID:          id,
+		Destination: dest,
+		Priority:    4,
+		Timestamp:   1_700_000_000_000,
+		Persistent:  true,
+	}
+	if body != "" {
+		m.Body = []byte(body)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		m.Headers = append(m.Headers, Header{Key: headers[i], Value: headers[i+1]})
+	}
+	return m
+}
+
+// allOps has one command of every op, with fields at their edges.
+func allOps() []Command {
+	return []Command{
+		{Op: OpEnqueue, Queue: "/queue/a", Msg: testMessage("id:1", "/queue/a", "hello", "k", "v", "", "", "ключ", "значение")},
+		{Op: OpEnqueue, Queue: "/queue/a", Msg: &Message{Priority: 9, Expires: -1, Timestamp: math.MinInt64}},
+		{Op: OpEnqueue, Queue: "/queue/nil-msg"},
+		{Op: OpPublish, Topic: "/topic/t", Msg: testMessage("id:2", "/topic/t", strings.Repeat("x", 300))},
+		{Op: OpAck, Queue: "/queue/a", Seqs: []uint64{5, 3, math.MaxUint64, 0, 1 << 40, 1 << 40}},
+		{Op: OpAck, Queue: "/queue/a"},
+		{Op: OpDeadLetter, Queue: "/queue/a", Seqs: []uint64{7}, Target: "/queue/ActiveMQ.DLQ", Reason: "expired"},
+		{Op: OpSubscribe, Durable: &Durable{ClientID: "c1", Name: "s1", Topic: "/topic/t", Selector: "x > 1"}},
+		{Op: OpSubscribe},
+		{Op: OpUnsubscribe, Durable: &Durable{ClientID: "c1", Name: "s1"}},
+		{Op: OpPurge, Queue: "/queue/a"},
+		{Op: OpDeleteQueue, Queue: "/queue/b"},
+	}
+}
+
+func TestBatchRoundTrip(t *testing.T) {
+	for _, cmds := range [][]Command{nil, allOps()} {
+		b := EncodeBatch(cmds)
+		got, err := DecodeBatch(b)
+		if err != nil {
+			t.Fatalf("DecodeBatch: %v", err)
+		}
+		if len(cmds) == 0 && len(got) == 0 {
+			continue
+		}
+		if !reflect.DeepEqual(got, cmds) {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", got, cmds)
+		}
+	}
+}
+
+func TestEncodeBatchExactSize(t *testing.T) {
+	b := EncodeBatch(allOps())
+	if len(b) != cap(b) {
+		t.Fatalf("encoded %d bytes into a buffer of %d: the size computation is off", len(b), cap(b))
+	}
+}
+
+func TestEncodeBatchUnknownOpPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("EncodeBatch accepted an unknown op")
+		}
+	}()
+	EncodeBatch([]Command{{Op: OpSkippable | 9}})
+}
+
+func TestMessageRecordRoundTrip(t *testing.T) {
+	for _, m := range []*Message{
+		testMessage("id", "/queue/q", "body", "a", "1", "a", "2"),
+		{},
+		{Priority: 255, Expires: math.MaxInt64, Timestamp: -5, Body: bytes.Repeat([]byte{0}, 70000)},
+	} {
+		v := appendMessage(nil, m)
+		if len(v) != messageSize(m) {
+			t.Errorf("messageSize = %d, encoded %d bytes", messageSize(m), len(v))
+		}
+		got, err := decodeMessage(v)
+		if err != nil {
+			t.Fatalf("decodeMessage: %v", err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", got, m)
+		}
+		// The decoded message must not alias the value: pebble reuses it.
+		for i := range v {
+			v[i] = 0xff
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Fatal("decoded message aliases its input")
+		}
+	}
+	if _, err := decodeMessage(append(appendMessage(nil, &Message{}), 0)); !errors.Is(err, errCorrupt) {
+		t.Fatalf("trailing byte: err = %v, want errCorrupt", err)
+	}
+}
+
+func TestMetaAndDurableRecords(t *testing.T) {
+	m := Meta{Priority: 7, Expires: 1 << 50, Size: 1 << 20}
+	got, err := decodeMeta(appendMeta(nil, m))
+	if err != nil || got != m {
+		t.Fatalf("meta round trip: %+v, %v", got, err)
+	}
+	d := &Durable{ClientID: "c", Name: "n", Topic: "/topic/t", Selector: "s"}
+	gotD, err := decodeDurable(appendDurable(nil, d))
+	if err != nil || *gotD != *d {
+		t.Fatalf("durable round trip: %+v, %v", gotD, err)
+	}
+}
+
+// rawCommand appends a command with an arbitrary op and payload, as a newer
+// version would write it.
+func rawCommand(b []byte, op Op, payload []byte) []byte {
+	b = append(b, byte(op))
+	b = binary.AppendUvarint(b, uint64(len(payload)))
+	return append(b, payload...)
+}
+
+// batchWithRaw encodes cmds with extra inserted after the first command.
+func batchWithRaw(op Op, payload []byte, cmds ...Command) []byte {
+	b := []byte{batchFormat1}
+	b = binary.AppendUvarint(b, uint64(len(cmds)+1))
+	for i, c := range cmds {
+		one := EncodeBatch([]Command{c})
+		b = append(b, one[2:]...) // drop version and count
+		if i == 0 {
+			b = rawCommand(b, op, payload)
+		}
+	}
+	return b
+}
+
+func TestDecodeSkippableUnknownOp(t *testing.T) {
+	a := Command{Op: OpPurge, Queue: "/queue/a"}
+	c := Command{Op: OpDeleteQueue, Queue: "/queue/c"}
+	unknown := OpSkippable | 0x33
+	b := batchWithRaw(unknown, []byte("whatever a newer version puts here"), a, c)
+	got, err := DecodeBatch(b)
+	if err != nil {
+		t.Fatalf("DecodeBatch: %v", err)
+	}
+	want := []Command{a, {Op: unknown}, c}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestDecodeUnknownOpFails(t *testing.T) {
+	b := batchWithRaw(0x33, nil, Command{Op: OpPurge, Queue: "/queue/a"})
+	if _, err := DecodeBatch(b); !errors.Is(err, errCorrupt) || !strings.Contains(err.Error(), "unknown op") {
+		t.Fatalf("err = %v, want an unknown op error", err)
+	}
+}
+
+func TestDecodeBatchRejects(t *testing.T) {
+	valid := EncodeBatch(allOps())
+	for n := range len(valid) {
+		if _, err := DecodeBatch(valid[:n]); err == nil {
+			t.Fatalf("prefix of %d/%d bytes decoded without error", n, len(valid))
+		}
+	}
+	cases := map[string][]byte{
+		"version":  append([]byte{2}, valid[1:]...),
+		"trailing": append(append([]byte(nil), valid...), 0),
+		"payload too long": rawCommand([]byte{batchFormat1, 1}, OpPurge,
+			append(appendString(nil, "/queue/a"), 0)),
+		"message flags": rawCommand([]byte{batchFormat1, 1}, OpEnqueue,
+			append(appendString(nil, "/queue/a"), 1, 0x80)),
+		"presence byte": rawCommand([]byte{batchFormat1, 1}, OpEnqueue,
+			append(appendString(nil, "/queue/a"), 2)),
+		"huge count": binary.AppendUvarint([]byte{batchFormat1}, math.MaxUint64),
+		"huge string": rawCommand([]byte{batchFormat1, 1}, OpPurge,
+			binary.AppendUvarint(nil, 1<<62)),
+		"huge seq count": rawCommand([]byte{batchFormat1, 1}, OpAck,
+			binary.AppendUvarint(appendString(nil, "q"), 1<<40)),
+		"huge header count": rawCommand([]byte{batchFormat1, 1}, OpEnqueue,
+			binary.AppendUvarint(append(appendString(nil, "q"), 1, 0, 4, 0, 0), 1<<40)),
+	}
+	for name, b := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := DecodeBatch(b); !errors.Is(err, errCorrupt) {
+				t.Fatalf("err = %v, want errCorrupt", err)
+			}
+			// A length prefix larger than the input must fail before
+			// anything is sized by it: only the error itself allocates.
+			if perRun := allocBytes(func() { DecodeBatch(b) }); perRun > 2048+16*uint64(len(b)) {
+				t.Errorf("%d bytes allocated to reject %d bytes", perRun, len(b))
+			}
+		})
+	}
+}
+
+// allocBytes returns the bytes fn allocates, averaged over a few runs.
+func allocBytes(fn func()) uint64 {
+	const runs = 20
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range runs {
+		fn()
+	}
+	runtime.ReadMemStats(&after)
+	return (after.TotalAlloc - before.TotalAlloc) / runs
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add(EncodeBatch(allOps()))
+	f.Add(EncodeBatch(nil))
+	f.Add(EncodeBatch(benchBatch(2, 64)))
+	f.Add(batchWithRaw(OpSkippable|1, []byte{1, 2, 3}, Command{Op: OpPurge, Queue: "q"}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cmds, err := DecodeBatch(b)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must survive a round trip.
+		for _, c := range cmds {
+			if !knownOp(c.Op) {
+				return // EncodeBatch refuses ops it does not know
+			}
+		}
+		again, err := DecodeBatch(EncodeBatch(cmds))
+		if err != nil {
+			t.Fatalf("re-encoded batch does not decode: %v", err)
+		}
+		if len(cmds) != 0 && !reflect.DeepEqual(again, cmds) {
+			t.Fatalf("round trip changed the batch:\n got %+v\nwant %+v", again, cmds)
+		}
+	})
+}
+
+// benchBatch is n enqueues of size-byte bodies with typical headers.
+func benchBatch(n, size int) []Command {
+	cmds := make([]Command, n)
+	body := bytes.Repeat([]byte("m"), size)
+	for i := range cmds {
+		m := testMessage("ID:node1-1700000000000-1:1:"+strings.Repeat("9", 6), "/queue/orders", "",
+			"content-type", "application/json", "correlation-id", "abc-123")
+		m.Body = body
+		cmds[i] = Command{Op: OpEnqueue, Queue: "/queue/orders", Msg: m}
+	}
+	return cmds
+}
+
+func BenchmarkEncodeBatch(b *testing.B) {
+	cmds := benchBatch(64, 1024)
+	b.SetBytes(int64(len(EncodeBatch(cmds))))
+	b.ReportAllocs()
+	for b.Loop() {
+		EncodeBatch(cmds)
+	}
+}
+
+func BenchmarkDecodeBatch(b *testing.B) {
+	data := EncodeBatch(benchBatch(64, 1024))
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeBatch(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
+)
+
+// Options tunes the FSM's pebble store. The zero value uses the defaults.
+type Options struct {
+	// CacheSize is pebble's block cache, in bytes. Default 64 MiB.
+	CacheSize int64
+	// MemTableSize is the size of one pebble memtable, in bytes: the
+	// amount of writes between flushes to disk. Default 64 MiB; at most
+	// 4 GiB - 1.
+	MemTableSize int64
+}
+
+const (
+	defaultCacheSize    = 64 << 20
+	defaultMemTableSize = 64 << 20
+	maxMemTableSize     = 4<<30 - 1 // pebble's limit
+)
+
+// Validate reports an option out of range.
+func (o Options) Validate() error {
+	if o.CacheSize < 0 {
+		return fmt.Errorf("fsm: cache size %d is negative", o.CacheSize)
+	}
+	if o.MemTableSize < 0 || o.MemTableSize > maxMemTableSize {
+		return fmt.Errorf("fsm: memtable size %d is outside [0, %d]", o.MemTableSize, int64(maxMemTableSize))
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.CacheSize == 0 {
+		o.CacheSize = defaultCacheSize
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = defaultMemTableSize
+	}
+	return o
+}
+
+// openPebble opens the pebble store in dir, creating it unless mustExist.
+func openPebble(dir string, o Options, mustExist bool) (*pebble.DB, error) {
+	cache := pebble.NewCache(o.CacheSize)
+	defer cache.Unref() // the DB holds its own reference
+	po := &pebble.Options{
+		Cache:        cache,
+		MemTableSize: uint64(o.MemTableSize),
+		// New stores start at the newest format, which also keeps the way
+		// open to pebble v2 (it refuses the oldest formats).
+		FormatMajorVersion: pebble.FormatNewest,
+		Levels:             make([]pebble.LevelOptions, 7),
+		ErrorIfNotExists:   mustExist,
+	}
+	for i := range po.Levels {
+		l := &po.Levels[i]
+		// Acks and dead-letter moves look entries up by key; bloom filters
+		// let each lookup skip the tables that do not hold the key.
+		l.FilterPolicy = bloom.FilterPolicy(10)
+		l.FilterType = pebble.TableFilter
+		if i > 0 {
+			l.TargetFileSize = po.Levels[i-1].TargetFileSize * 2
+		}
+		l.EnsureDefaults()
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: open pebble in %s: %w", dir, err)
+	}
+	return db, nil
+}

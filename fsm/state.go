@@ -1,0 +1,193 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// state is one pebble store and what the apply path keeps in memory about
+// it. Restore replaces the whole state; the old one stays open until the
+// last snapshot reading it is released.
+type state struct {
+	name string // store directory name, db-N
+	path string
+	db   *pebble.DB
+
+	// Owned by the apply path (FSM.applyMu). They are changed while a
+	// batch is built, before it commits: a failed commit panics, so memory
+	// never outlives a diverging store.
+	meta     storeMeta
+	queues   map[string]struct{}
+	durables map[string]*Durable // by store queue
+	byTopic  map[string][]durableRef
+
+	refMu     sync.Mutex
+	refs      int  // open snapshots
+	retired   bool // replaced or closed: shut down once refs is 0
+	removeDir bool
+	closeErr  error
+	down      chan struct{} // closed once db is closed
+}
+
+// durableRef is a durable subscription with its store queue name, which
+// Publish needs for every copy.
+type durableRef struct {
+	queue string
+	d     *Durable
+}
+
+// loadState reads the meta record, queues and durables of db.
+func loadState(name, path string, db *pebble.DB) (*state, error) {
+	st := &state{
+		name:     name,
+		path:     path,
+		db:       db,
+		meta:     storeMeta{nextSeq: 1},
+		queues:   make(map[string]struct{}),
+		durables: make(map[string]*Durable),
+		byTopic:  make(map[string][]durableRef),
+		down:     make(chan struct{}),
+	}
+	v, closer, err := db.Get(metaKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound): // a new store
+	case err != nil:
+		return nil, fmt.Errorf("fsm: read meta record: %w", err)
+	default:
+		st.meta, err = decodeStoreMeta(v)
+		_ = closer.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	err = scan(db, kindQueue, func(k, _ []byte) error {
+		st.queues[string(k[1:])] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fsm: load queues: %w", err)
+	}
+	err = scan(db, kindDurable, func(k, v []byte) error {
+		d, err := decodeDurable(v)
+		if err != nil {
+			return fmt.Errorf("durable %q: %w", k[1:], err)
+		}
+		st.addDurable(d)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fsm: load durables: %w", err)
+	}
+	return st, nil
+}
+
+// scan calls fn for each key of the kind, in key order.
+func scan(r pebble.Reader, kind byte, fn func(k, v []byte) error) error {
+	lower, upper := kindRange(kind)
+	return scanRange(r, lower, upper, fn)
+}
+
+func scanRange(r pebble.Reader, lower, upper []byte, fn func(k, v []byte) error) (err error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, it.Close()) }()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if err := fn(it.Key(), v); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+func (st *state) addDurable(d *Durable) {
+	q := d.Queue()
+	st.durables[q] = d
+	refs := st.byTopic[d.Topic]
+	// Sorted by store queue: Publish stores its copies in this order, and
+	// seq assignment must not depend on map iteration.
+	i, _ := slices.BinarySearchFunc(refs, q, func(r durableRef, q string) int { return strings.Compare(r.queue, q) })
+	st.byTopic[d.Topic] = slices.Insert(refs, i, durableRef{queue: q, d: d})
+}
+
+func (st *state) removeDurable(d *Durable) {
+	q := d.Queue()
+	delete(st.durables, q)
+	refs := slices.DeleteFunc(st.byTopic[d.Topic], func(r durableRef) bool { return r.queue == q })
+	if len(refs) == 0 {
+		delete(st.byTopic, d.Topic)
+	} else {
+		st.byTopic[d.Topic] = refs
+	}
+}
+
+// acquire keeps the store open for a snapshot until release.
+func (st *state) acquire() {
+	st.refMu.Lock()
+	st.refs++
+	st.refMu.Unlock()
+}
+
+func (st *state) release() {
+	st.refMu.Lock()
+	st.refs--
+	last := st.retired && st.refs == 0
+	st.refMu.Unlock()
+	if last {
+		st.shutdown()
+	}
+}
+
+// retire marks the state as no longer current: it is closed now, or by the
+// release of its last snapshot, and then its directory is removed if asked.
+func (st *state) retire(removeDir bool) {
+	st.refMu.Lock()
+	st.retired = true
+	st.removeDir = removeDir
+	last := st.refs == 0
+	st.refMu.Unlock()
+	if last {
+		st.shutdown()
+	}
+}
+
+func (st *state) shutdown() {
+	err := st.db.Close()
+	if err != nil {
+		err = fmt.Errorf("fsm: close pebble in %s: %w", st.path, err)
+	}
+	if st.removeDir {
+		if rmErr := os.RemoveAll(st.path); rmErr != nil {
+			err = errors.Join(err, fmt.Errorf("fsm: remove old store: %w", rmErr))
+		}
+	}
+	st.closeErr = err
+	close(st.down)
+}
+
+// closedCleanly reports whether the state is shut down without error.
+func (st *state) closedCleanly() bool {
+	select {
+	case <-st.down:
+		return st.closeErr == nil
+	default:
+		return false
+	}
+}
+
+// wait blocks until the state is shut down and returns the error of closing it.
+func (st *state) wait() error {
+	<-st.down
+	return st.closeErr
+}

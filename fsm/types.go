@@ -1,0 +1,137 @@
+package fsm
+
+import "strconv"
+
+// Header is one user header of a stored message, kept in the order sent.
+type Header struct {
+	Key, Value string
+}
+
+// Message is a message as the group stores it. A stored *Message is shared
+// read-only between the FSM's observer and readers: never modify one that
+// came out of the FSM or an Applied change.
+type Message struct {
+	ID          string   // broker-assigned message-id, shared by the copies of a topic message
+	Destination string   // as sent: /queue/NAME or /topic/NAME
+	Headers     []Header // the sender's own headers (no transport headers)
+	Body        []byte
+	Priority    uint8 // 0..9, default 4
+	Expires     int64 // unix ms; 0 means never
+	Timestamp   int64 // unix ms when the leader accepted it
+	Persistent  bool
+}
+
+// Size is the number of bytes the message occupies, roughly: used for
+// cache and memory accounting, not for storage layout.
+func (m *Message) Size() int {
+	n := len(m.ID) + len(m.Destination) + len(m.Body) + 32
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value) + 8
+	}
+	return n
+}
+
+// Meta is what the leader keeps in memory for a stored entry; the body
+// stays in pebble until a consumer needs it.
+type Meta struct {
+	Priority uint8
+	Expires  int64
+	Size     int
+}
+
+// Durable is a durable topic subscription: client-id plus subscription name.
+// Its messages live in the store queue DurableQueue(ClientID, Name).
+type Durable struct {
+	ClientID string
+	Name     string
+	Topic    string // /topic/NAME
+	Selector string // reserved for selectors (issue 7); stored as given
+}
+
+// Queue is the store queue that holds this subscription's messages.
+func (d Durable) Queue() string { return DurableQueue(d.ClientID, d.Name) }
+
+// Op is a command type. The list is append-only: a value, once released,
+// keeps its meaning forever, so old logs replay the same way.
+type Op uint8
+
+const (
+	OpEnqueue     Op = 1 // Queue, Msg: store Msg at the tail of Queue
+	OpPublish     Op = 2 // Topic, Msg: store a copy in every durable subscription of Topic
+	OpAck         Op = 3 // Queue, Seqs: delete these entries (missing ones are ignored)
+	OpDeadLetter  Op = 4 // Queue, Seqs, Target, Reason: move entries to Target, adding the reason headers
+	OpSubscribe   Op = 5 // Durable: create, or replace when topic or selector differ
+	OpUnsubscribe Op = 6 // Durable (ClientID, Name): delete it and its messages
+	OpPurge       Op = 7 // Queue: delete every entry
+	OpDeleteQueue Op = 8 // Queue: delete every entry and the queue itself
+
+	// OpSkippable marks a command a node may ignore if it does not know
+	// the type, so that a newer leader can add optional commands.
+	OpSkippable Op = 0x80
+)
+
+// Command is one change to replicated state. Which fields matter depends
+// on Op (see the constants).
+type Command struct {
+	Op      Op
+	Queue   string // store queue: a /queue/NAME destination or a DurableQueue name
+	Topic   string
+	Msg     *Message
+	Seqs    []uint64
+	Target  string // OpDeadLetter: store queue to move to
+	Reason  string // OpDeadLetter: why (expired, max deliveries ...)
+	Durable *Durable
+}
+
+// Result is the outcome of one command, in the order the commands were
+// proposed.
+type Result struct {
+	Seq uint64 // OpEnqueue: the entry's position in its queue
+	Err error  // a command that could not be applied (the others still were)
+}
+
+// ChangeKind says what an Applied change did.
+type ChangeKind uint8
+
+const (
+	Enqueued       ChangeKind = iota + 1 // Queue, Seq, Msg
+	Removed                              // Queue, Seq (acked, expired or moved away)
+	Published                            // Queue = topic, Msg: a topic message, for non-durable subscribers
+	DurableAdded                         // Durable
+	DurableRemoved                       // Durable
+	Purged                               // Queue: every entry removed
+	QueueDeleted                         // Queue: entries and queue removed
+)
+
+// Change is one effect of an applied command, reported to the Observer.
+type Change struct {
+	Kind    ChangeKind
+	Queue   string
+	Seq     uint64
+	Msg     *Message
+	Durable *Durable
+}
+
+// Observer mirrors the FSM's state (the leader's delivery engine does).
+type Observer interface {
+	// Load is called once by Attach, under the FSM's apply lock, with a
+	// view of the whole state; no Applied call runs concurrently with it.
+	Load(v View) error
+	// Applied is called on the FSM goroutine after each applied batch is in
+	// pebble, with its changes in order. It must not wait on raft.
+	Applied(changes []Change)
+}
+
+// View reads the whole replicated state, consistently, during Load.
+type View interface {
+	Queues() ([]string, error)    // every store queue that exists, durable queues included
+	Durables() ([]Durable, error) // every durable subscription
+	// Entries calls fn for each entry of queue in seq order.
+	Entries(queue string, fn func(seq uint64, m Meta) error) error
+}
+
+// DurableQueue names the store queue of a durable subscription. It cannot
+// collide with a /queue/ destination.
+func DurableQueue(clientID, name string) string {
+	return "durable:" + strconv.Itoa(len(clientID)) + ":" + clientID + ":" + name
+}

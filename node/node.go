@@ -1,0 +1,320 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/raftmq/raftmq/fsm"
+)
+
+// ErrClosed is returned by a Node's methods after Close.
+var ErrClosed = errors.New("node: closed")
+
+// Node is one broker process: a member of one raft group, serving STOMP
+// clients while it is the group's leader.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	// lifeMu serializes Start and Close, so Close never releases the
+	// stores under a Start still using them.
+	lifeMu    sync.Mutex
+	started   bool
+	fsm       *fsm.FSM
+	logStore  *raftboltdb.BoltStore
+	snapshots *raft.FileSnapshotStore
+
+	shutdown    chan struct{} // closed by Close
+	monitorDone chan struct{} // closed when monitorLeadership returned; nil before Start
+
+	mu        sync.Mutex
+	closed    bool
+	raft      *raft.Raft    // nil before Start
+	stompAddr net.Addr      // the client listener's address while serving, else nil
+	serving   chan struct{} // closed when serving starts; replaced when it stops
+}
+
+// New validates cfg and opens the node's stores in cfg.DataDir: the state
+// (DataDir/fsm), the raft log (DataDir/raft/raft.db) and the snapshots
+// (DataDir/raft/snapshots). If the state is behind the latest snapshot
+// (the fsm directory was lost or wiped), New restores it from that
+// snapshot. Nothing listens on the network until Start.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		shutdown: make(chan struct{}),
+		serving:  make(chan struct{}),
+	}
+	if err := n.openStores(); err != nil {
+		return nil, errors.Join(err, n.closeStores())
+	}
+	return n, nil
+}
+
+func (n *Node) openStores() error {
+	raftDir := filepath.Join(n.cfg.DataDir, "raft")
+	if err := os.MkdirAll(raftDir, 0o755); err != nil {
+		return fmt.Errorf("node: create data directory: %w", err)
+	}
+	// The state first: pebble locks its directory and fails at once when
+	// another process uses it, where bolt would wait for its lock.
+	var err error
+	if n.fsm, err = fsm.Open(filepath.Join(n.cfg.DataDir, "fsm"), n.cfg.FSM); err != nil {
+		return fmt.Errorf("node: open state: %w", err)
+	}
+	// The raft log keeps fsync on: it is the durable record that pebble,
+	// which writes without it, is rebuilt from.
+	if n.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")}); err != nil {
+		return fmt.Errorf("node: open raft log: %w", err)
+	}
+	if n.snapshots, err = raft.NewFileSnapshotStoreWithLogger(raftDir, 2, newHCLogger(n.log, "raft.snapshot")); err != nil {
+		return fmt.Errorf("node: open snapshot store: %w", err)
+	}
+	return n.restoreIfBehind()
+}
+
+// restoreIfBehind restores the state from the latest snapshot when the
+// state's applied index is below it. Raft is told not to restore on start
+// (the state normally survives restarts and is newer than any snapshot),
+// yet it still resumes applying after the latest snapshot's index: state
+// that lost what that snapshot holds would silently miss those entries.
+func (n *Node) restoreIfBehind() error {
+	metas, err := n.snapshots.List()
+	if err != nil {
+		return fmt.Errorf("node: list snapshots: %w", err)
+	}
+	if len(metas) == 0 {
+		return nil
+	}
+	latest := metas[0] // List sorts newest first
+	applied := n.fsm.AppliedIndex()
+	if latest.Index <= applied {
+		return nil
+	}
+	n.log.Warn("state is behind the latest snapshot; restoring it",
+		"applied_index", applied, "snapshot", latest.ID, "snapshot_index", latest.Index)
+	// Only the latest will do: raft resumes after its index whatever we
+	// restore, so an older one would leave a gap.
+	_, rc, err := n.snapshots.Open(latest.ID)
+	if err != nil {
+		return fmt.Errorf("node: open snapshot %s: %w", latest.ID, err)
+	}
+	err = n.fsm.Restore(rc)
+	rc.Close() // raft closes it too after a Restore; a second Close is harmless
+	if err != nil {
+		return fmt.Errorf("node: restore snapshot %s: %w", latest.ID, err)
+	}
+	if got := n.fsm.AppliedIndex(); got < latest.Index {
+		return fmt.Errorf("node: restored snapshot %s (index %d) but the state's applied index is %d", latest.ID, latest.Index, got)
+	}
+	n.log.Info("restored state from snapshot", "snapshot", latest.ID, "applied_index", n.fsm.AppliedIndex())
+	return nil
+}
+
+// Start binds the raft transport, bootstraps a new single-node group if
+// the data directory holds no raft state, and starts raft. The node then
+// serves STOMP clients whenever it leads (see WaitServing). ctx bounds
+// only the start itself; the node runs until Close.
+func (n *Node) Start(ctx context.Context) error {
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	if n.isClosed() {
+		return ErrClosed
+	}
+	if n.started {
+		return errors.New("node: already started")
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("node: start: %w", err)
+	}
+	n.started = true
+
+	trans, err := n.newTransport()
+	if err != nil {
+		return err
+	}
+	conf := n.cfg.raftConfig()
+	if err := n.bootstrapIfNew(conf, trans); err != nil {
+		return errors.Join(err, trans.Close())
+	}
+	r, err := raft.NewRaft(conf, n.fsm, n.logStore, n.logStore, n.snapshots, trans)
+	if err != nil {
+		return errors.Join(fmt.Errorf("node: start raft: %w", err), trans.Close())
+	}
+	n.mu.Lock()
+	n.raft = r
+	n.mu.Unlock()
+	n.monitorDone = make(chan struct{})
+	go n.monitorLeadership(r)
+	n.log.Info("node started", "id", n.cfg.ID, "group", n.cfg.Group,
+		"raft_addr", string(trans.LocalAddr()), "data_dir", n.cfg.DataDir,
+		"applied_index", n.fsm.AppliedIndex())
+	return nil
+}
+
+func (n *Node) newTransport() (*raft.NetworkTransport, error) {
+	// A nil interface, not a nil *net.TCPAddr, tells raft to advertise
+	// the bound address.
+	var advertise net.Addr
+	if n.cfg.RaftAdvertise != "" {
+		a, err := resolveAdvertise(n.cfg.RaftAdvertise)
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		advertise = a
+	}
+	trans, err := raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, advertise, 3, 10*time.Second, newHCLogger(n.log, "raft.net"))
+	if err != nil {
+		return nil, fmt.Errorf("node: raft transport on %s: %w", n.cfg.RaftAddr, err)
+	}
+	return trans, nil
+}
+
+// bootstrapIfNew makes this node the only voter of a new group when the
+// data directory holds no raft state. A node with state never bootstraps
+// again: its configuration comes from its log.
+//
+// Joining an existing group (--join) and waiting for the expected number
+// of peers (--bootstrap-expect) replace this for multi-node groups.
+func (n *Node) bootstrapIfNew(conf *raft.Config, trans raft.Transport) error {
+	has, err := raft.HasExistingState(n.logStore, n.logStore, n.snapshots)
+	if err != nil {
+		return fmt.Errorf("node: read raft state: %w", err)
+	}
+	if has {
+		return nil
+	}
+	servers := raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter,
+		ID:       conf.LocalID,
+		Address:  trans.LocalAddr(),
+	}}}
+	if err := raft.BootstrapCluster(conf, n.logStore, n.logStore, n.snapshots, trans, servers); err != nil {
+		return fmt.Errorf("node: bootstrap group: %w", err)
+	}
+	n.log.Info("bootstrapped a new single-node group", "id", n.cfg.ID, "group", n.cfg.Group)
+	return nil
+}
+
+// Close stops the node: it stops serving clients first (closing their
+// connections and failing what is pending), then shuts raft down, then
+// closes the state and the raft log. It is safe to call more than once.
+func (n *Node) Close() error {
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	r := n.raft
+	n.mu.Unlock()
+
+	close(n.shutdown)
+	var errs []error
+	if r != nil {
+		// Leader-only work ends while raft still runs: the proposer waits
+		// for the entries raft holds, and only a running raft answers them.
+		<-n.monitorDone
+		// Shutdown also closes the raft transport.
+		if err := r.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("node: raft shutdown: %w", err))
+		}
+	}
+	errs = append(errs, n.closeStores())
+	n.log.Info("node stopped", "id", n.cfg.ID)
+	return errors.Join(errs...)
+}
+
+// closeStores closes whatever openStores opened.
+func (n *Node) closeStores() error {
+	var errs []error
+	if n.fsm != nil {
+		if err := n.fsm.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("node: close state: %w", err))
+		}
+	}
+	if n.logStore != nil {
+		if err := n.logStore.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("node: close raft log: %w", err))
+		}
+	}
+	// The file snapshot store holds no open files between operations.
+	return errors.Join(errs...)
+}
+
+func (n *Node) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
+
+// Raft returns the node's raft instance, for status and tests; nil before
+// Start.
+func (n *Node) Raft() *raft.Raft {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.raft
+}
+
+// StompAddr returns the address the node serves STOMP clients on, or nil
+// when it is not serving (not the leader, or not yet).
+func (n *Node) StompAddr() net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stompAddr
+}
+
+// WaitServing waits until the node serves STOMP clients, ctx ends, or the
+// node is closed.
+func (n *Node) WaitServing(ctx context.Context) error {
+	for {
+		n.mu.Lock()
+		serving, ch := n.stompAddr != nil, n.serving
+		n.mu.Unlock()
+		if serving {
+			return nil
+		}
+		select {
+		case <-ch:
+			// Serving started; loop to check it has not stopped again.
+		case <-ctx.Done():
+			return fmt.Errorf("node: wait for serving: %w", ctx.Err())
+		case <-n.shutdown:
+			return ErrClosed
+		}
+	}
+}
+
+// setServing records that the client listener is open on addr.
+func (n *Node) setServing(addr net.Addr) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.stompAddr = addr
+	close(n.serving)
+}
+
+// clearServing records that the client listener is closing.
+func (n *Node) clearServing() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stompAddr != nil {
+		n.stompAddr = nil
+		n.serving = make(chan struct{})
+	}
+}

@@ -1,0 +1,104 @@
+package queue
+
+import (
+	"errors"
+
+	"github.com/raftmq/raftmq/fsm"
+)
+
+// Log replicates commands. The node implements it with raft and group
+// commit.
+type Log interface {
+	// Propose submits cmds to be applied together (one log entry, or part
+	// of one). It must never block: the engine calls it under its lock.
+	// done is called exactly once, never from within Propose itself, with
+	// one result per command after they were committed and applied, or
+	// with an error when they may not have been (lost leadership,
+	// shutdown).
+	Propose(cmds []fsm.Command, done func([]fsm.Result, error))
+}
+
+// Store reads message bodies the engine does not keep in memory.
+type Store interface {
+	Message(queue string, seq uint64) (*fsm.Message, error)
+}
+
+// Outbound is the engine's way to a client connection. The transport
+// implements it.
+type Outbound interface {
+	// Deliver queues d for writing. It must not block. After the frame
+	// was written to the socket the transport calls d.Written().
+	Deliver(d *Delivery)
+	// Writable reports whether the connection has room for more
+	// deliveries; when it is false the engine holds messages back, and the
+	// transport calls Session.Resume once it drained.
+	Writable() bool
+}
+
+// AckMode is a subscription's acknowledgement mode.
+type AckMode uint8
+
+const (
+	AckAuto             AckMode = iota // acked when written to the socket
+	AckClient                          // ACK is cumulative over the subscription
+	AckClientIndividual                // ACK covers one message
+)
+
+// SubscribeSpec is a SUBSCRIBE in domain terms.
+type SubscribeSpec struct {
+	ID          string // subscription id, unique within the session
+	Destination string // /queue/NAME or /topic/NAME
+	Ack         AckMode
+	Prefetch    int    // max unacknowledged messages; 0 means the default
+	DurableName string // activemq.subscriptionName: a durable topic subscription
+}
+
+// AckRef names a delivery to ACK or NACK: by ID (STOMP 1.2 "id", the
+// MESSAGE's "ack" header), or by MessageID and, when given, Subscription
+// (STOMP 1.0 and 1.1).
+type AckRef struct {
+	ID           string
+	MessageID    string
+	Subscription string
+}
+
+// Delivery is one message handed to one subscription.
+type Delivery struct {
+	Msg           *fsm.Message
+	Destination   string // the destination to report: the subscribed one
+	Subscription  string
+	AckID         string
+	Redelivered   bool
+	DeliveryCount int // 1 on first delivery
+
+	sess    *Session
+	sub     *subscription
+	q       *destQueue
+	ref     *ref
+	written bool
+	state   deliveryState
+}
+
+type deliveryState uint8
+
+const (
+	dInflight deliveryState = iota // unacknowledged, counts against prefetch
+	dInTx                          // acked or nacked inside an open transaction
+	dDone                          // finished: acked, released or dead-lettered
+)
+
+// Client errors. The transport turns them into ERROR frames.
+var (
+	ErrBadDestination  = errors.New("invalid destination")
+	ErrDuplicateSub    = errors.New("subscription id already in use")
+	ErrUnknownSub      = errors.New("no such subscription")
+	ErrUnknownAck      = errors.New("no unacknowledged message with that id")
+	ErrUnknownTx       = errors.New("no such transaction")
+	ErrDuplicateTx     = errors.New("transaction already begun")
+	ErrTooManyTxFrames = errors.New("too many frames in transaction")
+	ErrDurableInUse    = errors.New("durable subscription is already active")
+	ErrNoClientID      = errors.New("durable subscription requires client-id on CONNECT")
+	ErrMemoryLimit     = errors.New("non-persistent message memory limit reached")
+	ErrClosed          = errors.New("broker is not serving (lost leadership or shutting down)")
+	ErrTooManySubs     = errors.New("too many subscriptions on this connection")
+)

@@ -1,0 +1,75 @@
+package queue
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config holds the delivery rules. The zero value of a field means its
+// default (see Validate).
+type Config struct {
+	// MessageIDPrefix starts every message-id the engine assigns; the node
+	// sets it to the group name.
+	MessageIDPrefix string
+	// DefaultPrefetch applies when SUBSCRIBE has no activemq.prefetchSize
+	// (1000, as ActiveMQ).
+	DefaultPrefetch int
+	// MaxDeliveries is how often a message is delivered before it moves to
+	// the dead-letter queue (6, as ActiveMQ's maximumRedeliveries+1... see
+	// docs).
+	MaxDeliveries int
+	// DLQPrefix names dead-letter queues: /queue/<prefix><name> ("DLQ.").
+	DLQPrefix string
+	// DropExpired drops expired messages instead of moving them to the DLQ.
+	DropExpired bool
+	// ExpirySweep is how often queues without consumers are checked for
+	// expired messages (1s).
+	ExpirySweep time.Duration
+	// MaxTxFrames bounds the SENDs, ACKs and NACKs buffered in one
+	// transaction (10000).
+	MaxTxFrames int
+	// MaxSubscriptions bounds subscriptions per session (1000).
+	MaxSubscriptions int
+	// NonPersistentBytes bounds the memory held by non-persistent messages
+	// waiting for consumers, across all destinations (256 MiB).
+	NonPersistentBytes int64
+	// CacheBytes bounds the persistent message bodies kept in memory for
+	// fast dispatch; the rest are read from the store (64 MiB).
+	CacheBytes int64
+	// TopicSubscriberBacklog bounds the messages queued for one
+	// non-durable topic subscriber that does not keep up; beyond it the
+	// oldest are dropped, as ActiveMQ's pending message limit does (10000).
+	TopicSubscriberBacklog int
+}
+
+// Validate fills in defaults and rejects impossible values.
+func (c *Config) Validate() error {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.DefaultPrefetch, 1000)
+	def(&c.MaxDeliveries, 6)
+	def(&c.MaxTxFrames, 10000)
+	def(&c.MaxSubscriptions, 1000)
+	def(&c.TopicSubscriberBacklog, 10000)
+	if c.DLQPrefix == "" {
+		c.DLQPrefix = "DLQ."
+	}
+	if c.ExpirySweep == 0 {
+		c.ExpirySweep = time.Second
+	}
+	if c.NonPersistentBytes == 0 {
+		c.NonPersistentBytes = 256 << 20
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 64 << 20
+	}
+	if c.DefaultPrefetch < 0 || c.MaxDeliveries < 0 || c.MaxTxFrames < 0 ||
+		c.MaxSubscriptions < 0 || c.TopicSubscriberBacklog < 0 ||
+		c.NonPersistentBytes < 0 || c.CacheBytes < 0 || c.ExpirySweep < 0 {
+		return fmt.Errorf("queue config: negative limit")
+	}
+	return nil
+}

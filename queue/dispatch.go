@@ -1,0 +1,205 @@
+package queue
+
+import (
+	"log/slog"
+	"strconv"
+
+	"github.com/raftmq/raftmq/fsm"
+)
+
+// dispatch hands q's pending messages to its consumers, round robin, while
+// a consumer has prefetch credit and its connection has room.
+func (e *Engine) dispatch(q *destQueue) {
+	if e.closed || len(q.consumers) == 0 {
+		return
+	}
+	now := e.nowMs()
+	for q.pending.n > 0 {
+		s := q.nextConsumer()
+		if s == nil {
+			return
+		}
+		r := q.pending.pop()
+		if r == nil {
+			return
+		}
+		e.take(q, r)
+		if r.expired(now) {
+			e.expire(q, r)
+			continue
+		}
+		msg := r.msg
+		if msg == nil {
+			var err error
+			msg, err = e.store.Message(q.name, r.seq)
+			if err != nil {
+				// The entry is gone from the store (a purge racing this
+				// dispatch) or unreadable: it can't be delivered.
+				slog.Warn("dispatch: read message", "queue", q.name, "seq", r.seq, "err", err)
+				e.drop(q, r)
+				continue
+			}
+		}
+		e.deliver(s, q, r, msg)
+	}
+}
+
+// nextConsumer picks the next consumer, round robin, that can take a
+// message now.
+func (q *destQueue) nextConsumer() *subscription {
+	n := len(q.consumers)
+	for i := 0; i < n; i++ {
+		s := q.consumers[(q.rr+i)%n]
+		if s.unacked < s.prefetch && !s.sess.closed && s.sess.out.Writable() {
+			q.rr = (q.rr + i + 1) % n
+			return s
+		}
+	}
+	return nil
+}
+
+func (e *Engine) deliver(s *subscription, q *destQueue, r *ref, msg *fsm.Message) {
+	sess := s.sess
+	sess.ackSeq++
+	d := &Delivery{
+		Msg:           msg,
+		Destination:   s.dest,
+		Subscription:  s.id,
+		AckID:         strconv.FormatUint(sess.ackSeq, 10),
+		Redelivered:   r.redelivered,
+		DeliveryCount: r.deliveries + 1,
+		sess:          sess,
+		sub:           s,
+		q:             q,
+		ref:           r,
+	}
+	sess.deliveries[d.AckID] = d
+	sess.byMsgID[msg.ID] = d
+	s.inflight = append(s.inflight, d)
+	s.unacked++
+	sess.out.Deliver(d)
+}
+
+// Written is called by the transport once d's frame is on the socket: it
+// counts as a delivery, and in auto mode it is the acknowledgement.
+func (d *Delivery) Written() {
+	e := d.sess.e
+	e.mu.Lock()
+	if d.state != dInflight || d.written {
+		e.mu.Unlock()
+		return
+	}
+	d.written = true
+	d.ref.deliveries++
+	var cmds []fsm.Command
+	if d.sub.ack == AckAuto {
+		cmds = e.ackDeliveries([]*Delivery{d}, nil)
+		e.dispatch(d.q)
+	}
+	e.mu.Unlock()
+	if len(cmds) > 0 {
+		e.propose(cmds, nil)
+	}
+}
+
+// finish ends a delivery: it no longer counts against prefetch and can no
+// longer be acknowledged.
+func (e *Engine) finish(d *Delivery) {
+	if d.state == dDone {
+		return
+	}
+	s := d.sub
+	if d.state == dInflight {
+		s.unacked--
+	}
+	d.state = dDone
+	sess := d.sess
+	delete(sess.deliveries, d.AckID)
+	if sess.byMsgID[d.Msg.ID] == d {
+		delete(sess.byMsgID, d.Msg.ID)
+	}
+	s.finished++
+	s.compact()
+}
+
+// ackDeliveries finishes ds and drops their messages, returning the
+// commands that remove the stored ones, one per queue. Queues whose
+// consumers got credit back are added to touched when it is non-nil.
+func (e *Engine) ackDeliveries(ds []*Delivery, touched map[*destQueue]struct{}) []fsm.Command {
+	var cmds []fsm.Command
+	at := make(map[*destQueue]int)
+	for _, d := range ds {
+		e.finish(d)
+		if touched != nil {
+			touched[d.q] = struct{}{}
+		}
+		r := d.ref
+		if r.state == refGone {
+			continue // purged meanwhile
+		}
+		e.drop(d.q, r)
+		if !r.persistent {
+			continue
+		}
+		i, ok := at[d.q]
+		if !ok {
+			i = len(cmds)
+			at[d.q] = i
+			cmds = append(cmds, fsm.Command{Op: fsm.OpAck, Queue: d.q.name})
+		}
+		cmds[i].Seqs = append(cmds[i].Seqs, r.seq)
+	}
+	return cmds
+}
+
+// release gives a delivery's message back to its queue: the consumer left,
+// NACKed it or its transaction was aborted. A message delivered
+// MaxDeliveries times goes to the dead-letter queue instead; the command
+// doing that is returned.
+func (e *Engine) release(d *Delivery, why string) []fsm.Command {
+	e.finish(d)
+	r, q := d.ref, d.q
+	if r.state == refGone {
+		return nil
+	}
+	if d.written {
+		r.redelivered = true
+	}
+	if r.deliveries < e.cfg.MaxDeliveries || e.isDLQ(q) {
+		e.putBack(q, r)
+		return nil
+	}
+	e.drop(q, r)
+	if !r.persistent {
+		slog.Debug("non-persistent message dropped after max deliveries", "queue", q.name, "id", d.Msg.ID)
+		return nil
+	}
+	reason := "delivered " + strconv.Itoa(r.deliveries) + " times (max " +
+		strconv.Itoa(e.cfg.MaxDeliveries) + "), last " + why
+	return []fsm.Command{{Op: fsm.OpDeadLetter, Queue: q.name, Seqs: []uint64{r.seq},
+		Target: e.dlqFor(q), Reason: reason}}
+}
+
+// compact drops finished deliveries from the subscription's in-flight
+// list, which must stay in delivery order for cumulative acks.
+func (s *subscription) compact() {
+	for s.head < len(s.inflight) && s.inflight[s.head].state == dDone {
+		s.inflight[s.head] = nil
+		s.head++
+		s.finished--
+	}
+	if s.head == len(s.inflight) {
+		s.inflight, s.head, s.finished = s.inflight[:0], 0, 0
+		return
+	}
+	if s.finished > 32 && s.finished*2 > len(s.inflight)-s.head {
+		live := s.inflight[:0]
+		for _, d := range s.inflight[s.head:] {
+			if d.state != dDone {
+				live = append(live, d)
+			}
+		}
+		clear(s.inflight[len(live):])
+		s.inflight, s.head, s.finished = live, 0, 0
+	}
+}

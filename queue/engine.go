@@ -1,0 +1,398 @@
+package queue
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/raftmq/raftmq/fsm"
+)
+
+// Engine is the leader's delivery engine. One mutex guards all of its
+// state: every operation is short and never waits for I/O while holding it
+// (Log.Propose and Outbound.Deliver do not block). Callbacks into the
+// transport (done functions) run without the lock.
+type Engine struct {
+	cfg   Config
+	log   Log
+	store Store
+	now   func() time.Time
+
+	mu       sync.Mutex
+	closed   bool
+	queues   map[string]*destQueue   // store queue name → queue (plain and durable)
+	topics   map[string]*topic       // /topic/NAME → subscribers
+	durables map[string]*durableSub  // store queue name → durable subscription
+	sessions map[*Session]struct{}
+	idPrefix string // message-id prefix, unique to this engine's lifetime
+	idSeq    uint64
+	ordSeq   uint64
+	npBytes  int64 // memory held by non-persistent pending messages
+	cacheMem int64 // persistent bodies cached in refs
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// destQueue is a queue of messages with competing consumers: a /queue/
+// destination, a durable subscription's store queue, or the private
+// backlog of one non-durable topic subscriber (stored == false).
+type destQueue struct {
+	name      string // store queue name, or the topic for a subscriber backlog
+	stored    bool
+	pending   pendingList
+	refs      map[uint64]*ref // stored refs by seq, pending or in flight
+	consumers []*subscription
+	rr        int // round-robin cursor into consumers
+	expiring  int // pending refs with an expiry, to skip sweeping the rest
+	backlog   int // >0: drop the oldest beyond this many pending (topic subscribers)
+	dropped   uint64
+}
+
+type topic struct {
+	name     string
+	subs     map[*subscription]struct{} // non-durable subscribers
+	durables int                        // durable subscriptions on this topic
+	inRaft   int                        // persistent publishes proposed, not yet applied
+}
+
+type durableSub struct {
+	d      fsm.Durable
+	q      *destQueue
+	active *subscription
+}
+
+// NewEngine returns an engine ready for Load (through fsm.Attach).
+func NewEngine(cfg Config, log Log, store Store) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var nonce [4]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, fmt.Errorf("message-id nonce: %w", err)
+	}
+	prefix := cfg.MessageIDPrefix
+	if prefix == "" {
+		prefix = "raftmq"
+	}
+	e := &Engine{
+		cfg:      cfg,
+		log:      log,
+		store:    store,
+		now:      time.Now,
+		queues:   make(map[string]*destQueue),
+		topics:   make(map[string]*topic),
+		durables: make(map[string]*durableSub),
+		sessions: make(map[*Session]struct{}),
+		idPrefix: "ID:" + prefix + "-" + hex.EncodeToString(nonce[:]) + "-",
+		stop:     make(chan struct{}),
+	}
+	e.wg.Add(1)
+	go e.sweepLoop()
+	return e, nil
+}
+
+// Close stops the engine: later calls fail with ErrClosed. Pending
+// proposals fail through the Log; sessions are closed by the transport.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	e.mu.Unlock()
+	close(e.stop)
+	e.wg.Wait()
+}
+
+// Load builds the engine's mirror of the stored state. Every stored
+// message is flagged redelivered (see the package comment).
+func (e *Engine) Load(v fsm.View) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	names, err := v.Queues()
+	if err != nil {
+		return fmt.Errorf("load queues: %w", err)
+	}
+	for _, name := range names {
+		q := e.queue(name)
+		err := v.Entries(name, func(seq uint64, m fsm.Meta) error {
+			r := &ref{seq: seq, meta: m, persistent: true, redelivered: true}
+			e.insert(q, r)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("load queue %s: %w", name, err)
+		}
+	}
+	durs, err := v.Durables()
+	if err != nil {
+		return fmt.Errorf("load durable subscriptions: %w", err)
+	}
+	for _, d := range durs {
+		e.addDurable(d)
+	}
+	return nil
+}
+
+// Applied mirrors applied changes and dispatches what became available.
+func (e *Engine) Applied(changes []fsm.Change) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	touched := make(map[*destQueue]struct{})
+	for i := range changes {
+		c := &changes[i]
+		switch c.Kind {
+		case fsm.Enqueued:
+			q := e.queue(c.Queue)
+			if _, ok := q.refs[c.Seq]; ok {
+				continue
+			}
+			r := &ref{seq: c.Seq, meta: metaOf(c.Msg), persistent: true}
+			e.cache(r, c.Msg)
+			e.insert(q, r)
+			touched[q] = struct{}{}
+		case fsm.Removed:
+			if q := e.queues[c.Queue]; q != nil {
+				if r := q.refs[c.Seq]; r != nil {
+					e.drop(q, r)
+				}
+			}
+		case fsm.Published:
+			if t := e.topics[c.Queue]; t != nil {
+				for s := range t.subs {
+					e.fanout(s, c.Msg)
+					touched[s.q] = struct{}{}
+				}
+			}
+		case fsm.DurableAdded:
+			e.addDurable(*c.Durable)
+		case fsm.DurableRemoved:
+			e.removeDurable(c.Durable.Queue())
+		case fsm.Purged:
+			if q := e.queues[c.Queue]; q != nil {
+				e.purge(q)
+			}
+		case fsm.QueueDeleted:
+			if q := e.queues[c.Queue]; q != nil {
+				e.purge(q)
+				if len(q.consumers) == 0 {
+					delete(e.queues, c.Queue)
+				}
+			}
+		}
+	}
+	for q := range touched {
+		e.dispatch(q)
+	}
+}
+
+// queue returns the named store queue, creating its in-memory state.
+func (e *Engine) queue(name string) *destQueue {
+	q := e.queues[name]
+	if q == nil {
+		q = &destQueue{name: name, stored: true, refs: make(map[uint64]*ref)}
+		e.queues[name] = q
+	}
+	return q
+}
+
+func (e *Engine) topic(name string) *topic {
+	t := e.topics[name]
+	if t == nil {
+		t = &topic{name: name, subs: make(map[*subscription]struct{})}
+		e.topics[name] = t
+	}
+	return t
+}
+
+// insert adds a new ref at the tail of q.
+func (e *Engine) insert(q *destQueue, r *ref) {
+	e.ordSeq++
+	r.ord = e.ordSeq
+	r.state = refPending
+	if r.persistent {
+		q.refs[r.seq] = r
+	}
+	if r.meta.Expires != 0 {
+		q.expiring++
+	}
+	q.pending.push(r)
+}
+
+// putBack returns a ref taken by a consumer to q's pending messages.
+func (e *Engine) putBack(q *destQueue, r *ref) {
+	if r.state == refGone {
+		return
+	}
+	r.state = refPending
+	if r.meta.Expires != 0 {
+		q.expiring++
+	}
+	q.pending.pushReturned(r)
+}
+
+// take removes r from pending for delivery.
+func (e *Engine) take(q *destQueue, r *ref) {
+	r.state = refInflight
+	if r.meta.Expires != 0 {
+		q.expiring--
+	}
+}
+
+// drop forgets r for good: it was acked, moved, expired or purged. The
+// command saying so may still be on its way through raft; its Removed
+// change then finds nothing to do.
+func (e *Engine) drop(q *destQueue, r *ref) {
+	if r.state == refGone {
+		return
+	}
+	if r.state == refPending {
+		q.pending.removed()
+		if r.meta.Expires != 0 {
+			q.expiring--
+		}
+	}
+	r.state = refGone
+	if r.persistent && q.refs[r.seq] == r {
+		delete(q.refs, r.seq)
+	}
+	e.uncache(r)
+}
+
+func (e *Engine) purge(q *destQueue) {
+	for _, r := range q.refs {
+		e.drop(q, r)
+	}
+	q.pending.each(func(r *ref) { e.drop(q, r) })
+	q.pending.reset()
+}
+
+func (e *Engine) cache(r *ref, m *fsm.Message) {
+	if m == nil {
+		return
+	}
+	if e.cacheMem+int64(r.meta.Size) <= e.cfg.CacheBytes {
+		r.msg, r.cached = m, true
+		e.cacheMem += int64(r.meta.Size)
+	}
+}
+
+func (e *Engine) uncache(r *ref) {
+	if r.cached {
+		e.cacheMem -= int64(r.meta.Size)
+		r.cached = false
+		r.msg = nil
+	}
+	if !r.persistent && r.msg != nil {
+		e.npBytes -= int64(r.meta.Size)
+		r.msg = nil
+	}
+}
+
+func metaOf(m *fsm.Message) fsm.Meta {
+	return fsm.Meta{Priority: m.Priority, Expires: m.Expires, Size: m.Size()}
+}
+
+func (e *Engine) nextMessageID() string {
+	e.idSeq++
+	return e.idPrefix + strconv.FormatUint(e.idSeq, 10)
+}
+
+func (e *Engine) nowMs() int64 { return e.now().UnixMilli() }
+
+// dlqFor names the dead-letter queue of a store queue. Durable
+// subscriptions dead-letter to their topic's name, as ActiveMQ does.
+func (e *Engine) dlqFor(q *destQueue) string {
+	name := q.name
+	if ds := e.durables[name]; ds != nil {
+		name = ds.d.Topic
+	}
+	name = strings.TrimPrefix(strings.TrimPrefix(name, "/queue/"), "/topic/")
+	return "/queue/" + e.cfg.DLQPrefix + name
+}
+
+func (e *Engine) isDLQ(q *destQueue) bool {
+	return strings.HasPrefix(q.name, "/queue/"+e.cfg.DLQPrefix)
+}
+
+// sweepLoop expires messages in queues nobody consumes from.
+func (e *Engine) sweepLoop() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.cfg.ExpirySweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			e.mu.Lock()
+			now := e.nowMs()
+			for _, q := range e.queues {
+				if q.expiring > 0 {
+					e.sweep(q, now)
+				}
+			}
+			for _, t := range e.topics {
+				for s := range t.subs {
+					if s.q.expiring > 0 {
+						e.sweep(s.q, now)
+					}
+				}
+			}
+			e.mu.Unlock()
+		}
+	}
+}
+
+func (e *Engine) sweep(q *destQueue, now int64) {
+	var dead []*ref
+	q.pending.each(func(r *ref) {
+		if r.expired(now) {
+			dead = append(dead, r)
+		}
+	})
+	for _, r := range dead {
+		e.expire(q, r)
+	}
+}
+
+// expire removes an expired pending ref: dropped, or moved to the DLQ.
+func (e *Engine) expire(q *destQueue, r *ref) {
+	e.drop(q, r)
+	if !r.persistent {
+		return
+	}
+	cmd := fsm.Command{Op: fsm.OpAck, Queue: q.name, Seqs: []uint64{r.seq}}
+	if !e.cfg.DropExpired && !e.isDLQ(q) {
+		cmd = fsm.Command{Op: fsm.OpDeadLetter, Queue: q.name, Seqs: []uint64{r.seq},
+			Target: e.dlqFor(q), Reason: "expired"}
+	}
+	e.propose([]fsm.Command{cmd}, nil)
+}
+
+// propose sends cmds to the log. done (may be nil) runs without the lock.
+func (e *Engine) propose(cmds []fsm.Command, done func([]fsm.Result, error)) {
+	e.log.Propose(cmds, func(res []fsm.Result, err error) {
+		if err == nil {
+			for _, r := range res {
+				if r.Err != nil {
+					err = r.Err
+					break
+				}
+			}
+		}
+		if err != nil && done == nil {
+			slog.Warn("replicated command failed", "op", cmds[0].Op, "queue", cmds[0].Queue, "err", err)
+		}
+		if done != nil {
+			done(res, err)
+		}
+	})
+}

@@ -1,0 +1,475 @@
+package queue
+
+import (
+	"strings"
+
+	"github.com/raftmq/raftmq/fsm"
+)
+
+// Session is one client connection's view of the engine.
+type Session struct {
+	e          *Engine
+	clientID   string
+	out        Outbound
+	closed     bool
+	subs       map[string]*subscription
+	deliveries map[string]*Delivery // in flight, by AckID
+	byMsgID    map[string]*Delivery // in flight, by message-id (STOMP 1.0/1.1 acks)
+	txs        map[string]*tx
+	ackSeq     uint64
+}
+
+type subscription struct {
+	id       string
+	sess     *Session
+	dest     string
+	ack      AckMode
+	prefetch int
+	q        *destQueue  // nil while a new durable subscription is being created
+	t        *topic      // non-durable topic subscription
+	durable  *durableSub // durable topic subscription
+	claim    string      // durable key claimed while being created
+
+	inflight []*Delivery // in delivery order, for cumulative acks
+	head     int
+	finished int // dDone entries in inflight[head:]
+	unacked  int // deliveries counting against prefetch
+}
+
+// Open starts a session for one client connection.
+func (e *Engine) Open(clientID string, out Outbound) (*Session, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	s := &Session{
+		e:          e,
+		clientID:   clientID,
+		out:        out,
+		subs:       make(map[string]*subscription),
+		deliveries: make(map[string]*Delivery),
+		byMsgID:    make(map[string]*Delivery),
+		txs:        make(map[string]*tx),
+	}
+	e.sessions[s] = struct{}{}
+	return s, nil
+}
+
+// destKind classifies a destination.
+type destKind uint8
+
+const (
+	kindQueue destKind = iota + 1
+	kindTopic
+)
+
+// MaxDestinationLen bounds destination names (they are storage keys).
+const MaxDestinationLen = 1024
+
+func parseDest(d string) (destKind, error) {
+	var k destKind
+	var name string
+	switch {
+	case strings.HasPrefix(d, "/queue/"):
+		k, name = kindQueue, d[len("/queue/"):]
+	case strings.HasPrefix(d, "/topic/"):
+		k, name = kindTopic, d[len("/topic/"):]
+	default:
+		return 0, ErrBadDestination
+	}
+	if name == "" || len(d) > MaxDestinationLen || strings.ContainsRune(d, 0) {
+		return 0, ErrBadDestination
+	}
+	return k, nil
+}
+
+// Send accepts a message for m.Destination. The transport fills Headers,
+// Body, Priority, Expires and Persistent; the engine assigns ID and
+// Timestamp. Outside a transaction done runs once the message is safe:
+// a persistent one after raft applied it. Inside one (tx != "") it is
+// buffered until COMMIT and done runs at once. A returned error means done
+// will not be called.
+func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
+	kind, err := parseDest(m.Destination)
+	if err != nil {
+		return err
+	}
+	e := s.e
+	e.mu.Lock()
+	if err := s.usable(); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	m.ID = e.nextMessageID()
+	m.Timestamp = e.nowMs()
+	if tx != "" {
+		t, err := s.tx(tx)
+		if err == nil {
+			t.sends = append(t.sends, m)
+		}
+		e.mu.Unlock()
+		if err == nil {
+			done(nil)
+		}
+		return err
+	}
+	if kind == kindQueue {
+		if m.Persistent {
+			e.mu.Unlock()
+			e.propose([]fsm.Command{{Op: fsm.OpEnqueue, Queue: m.Destination, Msg: m}},
+				func(_ []fsm.Result, err error) { done(err) })
+			return nil
+		}
+		err := e.enqueueMemory(m)
+		e.mu.Unlock()
+		if err == nil {
+			done(nil)
+		}
+		return err
+	}
+	// A topic: persistent messages go through raft only when a durable
+	// subscription must keep them (or earlier ones are still on their way,
+	// so that order holds); otherwise non-durable subscribers get them now.
+	t := e.topics[m.Destination]
+	if m.Persistent && t != nil && (t.durables > 0 || t.inRaft > 0) {
+		t.inRaft++
+		e.mu.Unlock()
+		e.propose([]fsm.Command{{Op: fsm.OpPublish, Topic: m.Destination, Msg: m}},
+			func(_ []fsm.Result, err error) {
+				e.mu.Lock()
+				t.inRaft--
+				e.gcTopic(t)
+				e.mu.Unlock()
+				done(err)
+			})
+		return nil
+	}
+	if t != nil {
+		for sub := range t.subs {
+			e.fanout(sub, m)
+			e.dispatch(sub.q)
+		}
+	}
+	e.mu.Unlock()
+	done(nil)
+	return nil
+}
+
+// enqueueMemory queues a non-persistent message: leader memory only.
+func (e *Engine) enqueueMemory(m *fsm.Message) error {
+	meta := metaOf(m)
+	if e.npBytes+int64(meta.Size) > e.cfg.NonPersistentBytes {
+		return ErrMemoryLimit
+	}
+	q := e.queue(m.Destination)
+	e.npBytes += int64(meta.Size)
+	e.insert(q, &ref{meta: meta, msg: m})
+	e.dispatch(q)
+	return nil
+}
+
+// fanout queues a topic message for one non-durable subscriber. A
+// subscriber that falls behind by more than its backlog loses its oldest
+// messages, and when the memory budget is spent, the new one.
+func (e *Engine) fanout(s *subscription, m *fsm.Message) {
+	q := s.q
+	meta := metaOf(m)
+	if q.pending.n >= q.backlog {
+		if old := q.pending.pop(); old != nil {
+			e.take(q, old)
+			e.drop(q, old)
+			q.dropped++
+		}
+	}
+	if e.npBytes+int64(meta.Size) > e.cfg.NonPersistentBytes {
+		q.dropped++
+		return
+	}
+	e.npBytes += int64(meta.Size)
+	e.insert(q, &ref{meta: meta, msg: m})
+}
+
+func (s *Session) usable() error {
+	if s.e.closed || s.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Subscribe adds a subscription; done runs once it is in place (a new
+// durable subscription goes through raft first).
+func (s *Session) Subscribe(spec SubscribeSpec, done func(error)) error {
+	kind, err := parseDest(spec.Destination)
+	if err != nil {
+		return err
+	}
+	e := s.e
+	e.mu.Lock()
+	ready, err := e.subscribe(s, kind, spec, done)
+	e.mu.Unlock()
+	if err == nil && ready {
+		done(nil)
+	}
+	return err
+}
+
+// subscribe does Subscribe's work under the lock. ready reports that the
+// subscription is in place now; otherwise done will be called later.
+func (e *Engine) subscribe(s *Session, kind destKind, spec SubscribeSpec, done func(error)) (ready bool, err error) {
+	if err := s.usable(); err != nil {
+		return false, err
+	}
+	if _, dup := s.subs[spec.ID]; dup {
+		return false, ErrDuplicateSub
+	}
+	if len(s.subs) >= e.cfg.MaxSubscriptions {
+		return false, ErrTooManySubs
+	}
+	sub := &subscription{id: spec.ID, sess: s, dest: spec.Destination, ack: spec.Ack, prefetch: spec.Prefetch}
+	if sub.prefetch <= 0 {
+		sub.prefetch = e.cfg.DefaultPrefetch
+	}
+	switch {
+	case kind == kindQueue:
+		s.subs[sub.id] = sub
+		e.attach(sub, e.queue(spec.Destination))
+		return true, nil
+	case spec.DurableName == "":
+		t := e.topic(spec.Destination)
+		sub.t = t
+		t.subs[sub] = struct{}{}
+		s.subs[sub.id] = sub
+		e.attach(sub, &destQueue{name: spec.Destination, backlog: e.cfg.TopicSubscriberBacklog})
+		return true, nil
+	default:
+		return e.subscribeDurable(sub, spec.DurableName, done)
+	}
+}
+
+func (e *Engine) attach(sub *subscription, q *destQueue) {
+	sub.q = q
+	q.consumers = append(q.consumers, sub)
+	e.dispatch(q)
+}
+
+func (e *Engine) subscribeDurable(sub *subscription, name string, done func(error)) (ready bool, err error) {
+	s := sub.sess
+	if s.clientID == "" {
+		return false, ErrNoClientID
+	}
+	d := fsm.Durable{ClientID: s.clientID, Name: name, Topic: sub.dest}
+	key := d.Queue()
+	ds := e.durables[key]
+	if (ds != nil && ds.active != nil) || e.claimed(key) {
+		return false, ErrDurableInUse
+	}
+	s.subs[sub.id] = sub
+	if ds != nil && ds.d.Topic == d.Topic && ds.d.Selector == d.Selector {
+		e.bindDurable(sub, ds)
+		return true, nil
+	}
+	// New, or changed topic: raft creates (or replaces) it, then we bind.
+	sub.claim = key
+	e.propose([]fsm.Command{{Op: fsm.OpSubscribe, Durable: &d}}, func(_ []fsm.Result, err error) {
+		e.mu.Lock()
+		if sub.claim == key {
+			sub.claim = ""
+			if err == nil && s.subs[sub.id] == sub {
+				if ds := e.durables[key]; ds != nil && ds.active == nil {
+					e.bindDurable(sub, ds)
+				} else {
+					err = ErrDurableInUse
+				}
+			}
+		}
+		e.mu.Unlock()
+		done(err)
+	})
+	return false, nil
+}
+
+func (e *Engine) claimed(key string) bool {
+	for s := range e.sessions {
+		for _, sub := range s.subs {
+			if sub.claim == key {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (e *Engine) bindDurable(sub *subscription, ds *durableSub) {
+	ds.active = sub
+	sub.durable = ds
+	e.attach(sub, ds.q)
+}
+
+func (e *Engine) addDurable(d fsm.Durable) {
+	key := d.Queue()
+	if old := e.durables[key]; old != nil {
+		e.removeDurable(key)
+	}
+	e.durables[key] = &durableSub{d: d, q: e.queue(key)}
+	e.topic(d.Topic).durables++
+}
+
+func (e *Engine) removeDurable(key string) {
+	ds := e.durables[key]
+	if ds == nil {
+		return
+	}
+	if ds.active != nil {
+		e.removeSub(ds.active)
+	}
+	e.purge(ds.q)
+	delete(e.queues, key)
+	delete(e.durables, key)
+	if t := e.topics[ds.d.Topic]; t != nil {
+		t.durables--
+		e.gcTopic(t)
+	}
+}
+
+func (e *Engine) gcTopic(t *topic) {
+	if len(t.subs) == 0 && t.durables == 0 && t.inRaft == 0 && e.topics[t.name] == t {
+		delete(e.topics, t.name)
+	}
+}
+
+// Unsubscribe removes subscription id. With durableName set the durable
+// subscription is destroyed (through raft), else only detached.
+func (s *Session) Unsubscribe(id, durableName string, done func(error)) error {
+	e := s.e
+	e.mu.Lock()
+	if err := s.usable(); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	sub := s.subs[id]
+	if sub == nil && (id != "" || durableName == "") {
+		e.mu.Unlock()
+		return ErrUnknownSub
+	}
+	var cmds []fsm.Command
+	if sub != nil {
+		cmds = e.removeSub(sub)
+	}
+	if durableName != "" {
+		if s.clientID == "" {
+			e.mu.Unlock()
+			return ErrNoClientID
+		}
+		d := fsm.Durable{ClientID: s.clientID, Name: durableName}
+		if ds := e.durables[d.Queue()]; ds != nil {
+			if ds.active != nil {
+				e.mu.Unlock()
+				return ErrDurableInUse
+			}
+			cmds = append(cmds, fsm.Command{Op: fsm.OpUnsubscribe, Durable: &d})
+		}
+	}
+	e.mu.Unlock()
+	e.proposeThen(cmds, done)
+	return nil
+}
+
+// proposeThen proposes cmds, or calls done at once when there are none.
+func (e *Engine) proposeThen(cmds []fsm.Command, done func(error)) {
+	if len(cmds) == 0 {
+		done(nil)
+		return
+	}
+	e.propose(cmds, func(_ []fsm.Result, err error) { done(err) })
+}
+
+// removeSub detaches a subscription; its unacknowledged messages go back
+// to the queue. Returns dead-letter commands for messages that ran out of
+// deliveries.
+func (e *Engine) removeSub(sub *subscription) []fsm.Command {
+	s := sub.sess
+	delete(s.subs, sub.id)
+	sub.claim = ""
+	var cmds []fsm.Command
+	// release compacts sub.inflight in place: walk a copy.
+	for _, d := range append([]*Delivery(nil), sub.inflight[sub.head:]...) {
+		if d.state == dInflight {
+			cmds = append(cmds, e.release(d, "consumer closed")...)
+		}
+	}
+	q := sub.q
+	if q == nil {
+		return cmds
+	}
+	for i, c := range q.consumers {
+		if c == sub {
+			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
+			break
+		}
+	}
+	switch {
+	case sub.t != nil:
+		delete(sub.t.subs, sub)
+		e.purge(q) // frees the backlog's memory
+		e.gcTopic(sub.t)
+	case sub.durable != nil:
+		sub.durable.active = nil
+	default:
+		e.dispatch(q)
+	}
+	return cmds
+}
+
+// Resume tells the engine the connection drained its outbound buffer.
+func (s *Session) Resume() {
+	e := s.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s.closed {
+		return
+	}
+	for _, sub := range s.subs {
+		if sub.q != nil {
+			e.dispatch(sub.q)
+		}
+	}
+}
+
+// Close ends the session: its unacknowledged messages go back to their
+// queues, its open transactions are aborted.
+func (s *Session) Close() {
+	e := s.e
+	e.mu.Lock()
+	if s.closed {
+		e.mu.Unlock()
+		return
+	}
+	s.closed = true
+	var cmds []fsm.Command
+	for id, t := range s.txs {
+		cmds = append(cmds, e.abort(t)...)
+		delete(s.txs, id)
+	}
+	touched := make(map[*destQueue]struct{})
+	for _, sub := range s.subs {
+		if sub.q != nil {
+			touched[sub.q] = struct{}{}
+		}
+		cmds = append(cmds, e.removeSub(sub)...)
+	}
+	delete(e.sessions, s)
+	for q := range touched {
+		e.dispatch(q)
+	}
+	e.mu.Unlock()
+	if len(cmds) > 0 && !e.isClosed() {
+		e.propose(cmds, nil)
+	}
+}
+
+func (e *Engine) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}

@@ -1,0 +1,311 @@
+package transport
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/raftmq/raftmq/fsm"
+	"github.com/raftmq/raftmq/queue"
+	"github.com/raftmq/raftmq/transport/stomp"
+)
+
+// This file holds one method per STOMP command, dispatched from exec. Each
+// validates its frame, translates it into a Session call, and leaves what
+// the command means to the engine. A method returns a *clientErr to end the
+// connection with an ERROR frame, or errStop when it ended it itself.
+
+// exec runs one frame of a connected client.
+func (c *conn) exec(f *stomp.Frame) error {
+	switch f.Command {
+	case stomp.SEND:
+		return c.send(f)
+	case stomp.SUBSCRIBE:
+		return c.subscribe(f)
+	case stomp.UNSUBSCRIBE:
+		return c.unsubscribe(f)
+	case stomp.ACK:
+		return c.ack(f)
+	case stomp.NACK:
+		if c.version == stomp.V10 {
+			return unknownCommand(f) // NACK came with STOMP 1.1
+		}
+		return c.nack(f)
+	case stomp.BEGIN:
+		return c.begin(f)
+	case stomp.COMMIT:
+		return c.commit(f)
+	case stomp.ABORT:
+		return c.abort(f)
+	case stomp.DISCONNECT:
+		return c.disconnect(f)
+	case stomp.CONNECT, stomp.STOMP:
+		return protocolErr(f, "already connected", "A connection takes one CONNECT or STOMP frame, its first.")
+	}
+	return unknownCommand(f)
+}
+
+func unknownCommand(f *stomp.Frame) error {
+	return protocolErr(f, fmt.Sprintf("unknown command %q", f.Command), "")
+}
+
+// connect handles the first frame: version and heart-beat negotiation, the
+// engine session, and CONNECTED.
+func (c *conn) connect(f *stomp.Frame) error {
+	if f.Command != stomp.CONNECT && f.Command != stomp.STOMP {
+		return protocolErr(f, fmt.Sprintf("expected CONNECT frame, got %q", f.Command),
+			"The first frame on a connection must be CONNECT or STOMP.")
+	}
+	v, ok := stomp.NegotiateVersion(f.Get("accept-version"))
+	if !ok {
+		e := protocolErr(f, "supported protocol versions are "+stomp.AcceptAll,
+			fmt.Sprintf("None of the versions in accept-version %q is supported.", f.Get("accept-version")))
+		e.extra = []stomp.Header{{Key: "version", Value: stomp.AcceptAll}}
+		return e
+	}
+	hb, err := negotiateHeartBeat(f.Get("heart-beat"), c.cfg.HeartBeat)
+	if err != nil {
+		return &clientErr{fatal: true, msg: "invalid heart-beat header", detail: err.Error(), receipt: f.Get("receipt"), err: err}
+	}
+	clientID := f.Get("client-id") // login and passcode are not checked yet
+	sess, err := c.srv.broker.Open(clientID, c)
+	if err != nil {
+		return engineErr(f.Get("receipt"), fmt.Errorf("opening session: %w", err))
+	}
+
+	reply := &stomp.Frame{Command: stomp.CONNECTED, Headers: []stomp.Header{
+		{Key: "version", Value: string(v)},
+		{Key: "heart-beat", Value: stomp.FormatHeartBeat(max(c.cfg.HeartBeat[0], 0), max(c.cfg.HeartBeat[1], 0))},
+		{Key: "server", Value: c.cfg.ServerName},
+		{Key: "session", Value: c.id},
+	}}
+	if c.cfg.ConnectedHeaders != nil {
+		reply.Headers = append(reply.Headers, c.cfg.ConnectedHeaders()...)
+	}
+
+	// The writer switches its version and starts heart-beats when it
+	// takes CONNECTED from the queue; both are set before it is queued.
+	c.mu.Lock()
+	c.sess, c.version, c.hb = sess, v, hb
+	c.mu.Unlock()
+	c.queueControl(reply)
+
+	c.rd.SetVersion(v)
+	if err := c.dr.setIdle(idleLimit(hb.recv)); err != nil {
+		return err
+	}
+	c.log.Debug("connected", "version", v, "client-id", clientID, "send-heart-beat", hb.send, "recv-heart-beat", hb.recv)
+	return nil
+}
+
+// call runs one Session operation with a done callback, counting it in
+// flight until done runs.
+func (c *conn) call(f *stomp.Frame, op func(done func(error)) error) error {
+	done := c.track(f)
+	if err := op(done); err != nil {
+		c.untrack()
+		return engineErr(f.Get("receipt"), err)
+	}
+	return nil
+}
+
+// receipt answers a frame the Session handled synchronously.
+func (c *conn) receipt(f *stomp.Frame) {
+	if id, ok := f.Lookup("receipt"); ok {
+		c.queueControl(receiptFrame(id))
+	}
+}
+
+func (c *conn) send(f *stomp.Frame) error {
+	dest := f.Get("destination")
+	if dest == "" {
+		return frameErr(f, "SEND frame has no destination")
+	}
+	m := &fsm.Message{Destination: dest, Body: f.Body, Priority: 4, Persistent: true}
+	if v, ok := f.Lookup("persistent"); ok && strings.EqualFold(v, "false") {
+		m.Persistent = false
+	}
+	if v, ok := f.Lookup("priority"); ok {
+		p, err := strconv.ParseUint(v, 10, 8)
+		if err != nil || p > 9 {
+			return frameErr(f, "invalid priority %q: must be 0 to 9", v)
+		}
+		m.Priority = uint8(p)
+	}
+	if v, ok := f.Lookup("expires"); ok {
+		e, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || e < 0 {
+			return frameErr(f, "invalid expires %q: must be a time in unix milliseconds, or 0", v)
+		}
+		m.Expires = e
+	}
+	for _, h := range f.Headers {
+		if !transportHeader(h.Key) {
+			m.Headers = append(m.Headers, fsm.Header(h))
+		}
+	}
+	tx := f.Get("transaction")
+	return c.call(f, func(done func(error)) error { return c.sess.Send(m, tx, done) })
+}
+
+// transportHeader reports whether a SEND header is the protocol's rather
+// than the sender's: it is not stored with the message, since the frame
+// means it for this hop only or the message carries it in its own field
+// (and MESSAGE frames write those from the fields).
+func transportHeader(key string) bool {
+	switch key {
+	case "destination", "receipt", "transaction", "content-length",
+		"persistent", "priority", "expires",
+		"message-id", "subscription", "ack", "redelivered", "delivery-count", "timestamp":
+		return true
+	}
+	return false
+}
+
+func (c *conn) subscribe(f *stomp.Frame) error {
+	spec := queue.SubscribeSpec{
+		ID:          f.Get("id"),
+		Destination: f.Get("destination"),
+		DurableName: f.Get("activemq.subscriptionName"),
+	}
+	if spec.Destination == "" {
+		return frameErr(f, "SUBSCRIBE frame has no destination")
+	}
+	if spec.ID == "" {
+		if c.version != stomp.V10 {
+			return frameErr(f, "SUBSCRIBE frame has no id")
+		}
+		spec.ID = spec.Destination // STOMP 1.0 made id optional
+	}
+	switch a := f.Get("ack"); a {
+	case "", "auto":
+		spec.Ack = queue.AckAuto
+	case "client":
+		spec.Ack = queue.AckClient
+	case "client-individual":
+		spec.Ack = queue.AckClientIndividual
+	default:
+		return frameErr(f, "invalid ack %q: must be auto, client or client-individual", a)
+	}
+	if v, ok := f.Lookup("activemq.prefetchSize"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return frameErr(f, "invalid activemq.prefetchSize %q: must be a positive number", v)
+		}
+		spec.Prefetch = n
+	}
+	return c.call(f, func(done func(error)) error { return c.sess.Subscribe(spec, done) })
+}
+
+func (c *conn) unsubscribe(f *stomp.Frame) error {
+	id := f.Get("id")
+	if id == "" && c.version == stomp.V10 {
+		id = f.Get("destination") // the 1.0 default id, as in subscribe
+	}
+	if id == "" {
+		if c.version == stomp.V10 {
+			return frameErr(f, "UNSUBSCRIBE frame has no id or destination")
+		}
+		return frameErr(f, "UNSUBSCRIBE frame has no id")
+	}
+	durable := f.Get("activemq.subscriptionName")
+	return c.call(f, func(done func(error)) error { return c.sess.Unsubscribe(id, durable, done) })
+}
+
+func (c *conn) ack(f *stomp.Frame) error {
+	r, err := c.ackRef(f)
+	if err != nil {
+		return err
+	}
+	tx := f.Get("transaction")
+	return c.call(f, func(done func(error)) error { return c.sess.Ack(r, tx, done) })
+}
+
+func (c *conn) nack(f *stomp.Frame) error {
+	r, err := c.ackRef(f)
+	if err != nil {
+		return err
+	}
+	tx := f.Get("transaction")
+	return c.call(f, func(done func(error)) error { return c.sess.Nack(r, tx, done) })
+}
+
+// ackRef reads which delivery an ACK or NACK names, the way the
+// connection's version does: STOMP 1.2 by id (the MESSAGE's ack header),
+// 1.1 by message-id and subscription, 1.0 by message-id.
+func (c *conn) ackRef(f *stomp.Frame) (queue.AckRef, error) {
+	var r queue.AckRef
+	switch c.version {
+	case stomp.V12:
+		if r.ID = f.Get("id"); r.ID == "" {
+			return r, frameErr(f, "%s frame has no id", f.Command)
+		}
+	case stomp.V11:
+		if r.MessageID = f.Get("message-id"); r.MessageID == "" {
+			return r, frameErr(f, "%s frame has no message-id", f.Command)
+		}
+		if r.Subscription = f.Get("subscription"); r.Subscription == "" {
+			return r, frameErr(f, "%s frame has no subscription", f.Command)
+		}
+	default:
+		if r.MessageID = f.Get("message-id"); r.MessageID == "" {
+			return r, frameErr(f, "%s frame has no message-id", f.Command)
+		}
+		r.Subscription = f.Get("subscription") // optional in 1.0
+	}
+	return r, nil
+}
+
+// transaction returns the frame's transaction header, which BEGIN, COMMIT
+// and ABORT require.
+func transaction(f *stomp.Frame) (string, error) {
+	tx := f.Get("transaction")
+	if tx == "" {
+		return "", frameErr(f, "%s frame has no transaction", f.Command)
+	}
+	return tx, nil
+}
+
+func (c *conn) begin(f *stomp.Frame) error {
+	tx, err := transaction(f)
+	if err != nil {
+		return err
+	}
+	if err := c.sess.Begin(tx); err != nil {
+		return engineErr(f.Get("receipt"), err)
+	}
+	c.receipt(f)
+	return nil
+}
+
+func (c *conn) commit(f *stomp.Frame) error {
+	tx, err := transaction(f)
+	if err != nil {
+		return err
+	}
+	return c.call(f, func(done func(error)) error { return c.sess.Commit(tx, done) })
+}
+
+func (c *conn) abort(f *stomp.Frame) error {
+	tx, err := transaction(f)
+	if err != nil {
+		return err
+	}
+	if err := c.sess.Abort(tx); err != nil {
+		return engineErr(f.Get("receipt"), err)
+	}
+	c.receipt(f)
+	return nil
+}
+
+// disconnect waits until every earlier operation completed, so that the
+// client's RECEIPT for DISCONNECT covers them all, then closes.
+func (c *conn) disconnect(f *stomp.Frame) error {
+	c.waitIdle()
+	var final *stomp.Frame
+	if id, ok := f.Lookup("receipt"); ok {
+		final = receiptFrame(id)
+	}
+	c.shutdown(final, false)
+	return errStop
+}

@@ -1,0 +1,262 @@
+package transport
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftmq/raftmq/fsm"
+	"github.com/raftmq/raftmq/queue"
+	"github.com/raftmq/raftmq/transport/stomp"
+)
+
+// Broker opens engine sessions. The node adapts *queue.Engine to it.
+type Broker interface {
+	// Open starts the session of one client connection; out is how the
+	// engine reaches the connection.
+	Open(clientID string, out queue.Outbound) (Session, error)
+}
+
+// Session is one client's view of the delivery engine (*queue.Session).
+// The done callbacks may run on any goroutine, possibly before the call
+// returns; a call that returns an error does not call done.
+type Session interface {
+	Send(m *fsm.Message, tx string, done func(error)) error
+	Subscribe(spec queue.SubscribeSpec, done func(error)) error
+	Unsubscribe(id, durableName string, done func(error)) error
+	Ack(r queue.AckRef, tx string, done func(error)) error
+	Nack(r queue.AckRef, tx string, done func(error)) error
+	Begin(tx string) error
+	Commit(tx string, done func(error)) error
+	Abort(tx string) error
+	Resume()
+	Close()
+}
+
+// Config holds the connection rules. A zero field means its default (see
+// Validate).
+type Config struct {
+	// Limits bound what one frame may make a connection hold in memory
+	// (stomp.DefaultLimits: 100 MiB frames, as ActiveMQ).
+	Limits stomp.Limits
+	// HeartBeat is what the server offers in CONNECTED: [0] how often it
+	// can send, [1] how often it wants to receive (10s, 10s). A negative
+	// value means never.
+	HeartBeat [2]time.Duration
+	// ConnectTimeout is how long a new connection may take to send its
+	// CONNECT frame (10s).
+	ConnectTimeout time.Duration
+	// WriteTimeout closes a connection whose socket accepts no bytes for
+	// this long: the consumer that never reads (30s).
+	WriteTimeout time.Duration
+	// MaxOutboundBytes bounds the frames queued for one connection: above
+	// it the engine is told to hold deliveries back, and the reader stops
+	// reading while receipts and errors alone exceed it (4 MiB).
+	MaxOutboundBytes int
+	// MaxPendingOps bounds the operations of one connection awaiting
+	// completion (raft commit); at the limit the connection stops reading,
+	// which pushes back on the client through TCP (1024).
+	MaxPendingOps int
+	// ServerName is the CONNECTED frame's server header ("raftmq").
+	ServerName string
+	// ConnectedHeaders, when set, adds headers to every CONNECTED frame
+	// (the group's client addresses). It is called once per connection.
+	ConnectedHeaders func() []stomp.Header
+}
+
+// Validate fills in defaults and rejects impossible values.
+func (c *Config) Validate() error {
+	d := stomp.DefaultLimits()
+	if c.Limits.MaxFrameSize <= 0 {
+		c.Limits.MaxFrameSize = d.MaxFrameSize
+	}
+	if c.Limits.MaxHeaders <= 0 {
+		c.Limits.MaxHeaders = d.MaxHeaders
+	}
+	if c.Limits.MaxHeaderLine <= 0 {
+		c.Limits.MaxHeaderLine = d.MaxHeaderLine
+	}
+	for i := range c.HeartBeat {
+		if c.HeartBeat[i] == 0 {
+			c.HeartBeat[i] = 10 * time.Second
+		}
+	}
+	defDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	defDur(&c.ConnectTimeout, 10*time.Second)
+	defDur(&c.WriteTimeout, 30*time.Second)
+	if c.MaxOutboundBytes == 0 {
+		c.MaxOutboundBytes = 4 << 20
+	}
+	if c.MaxPendingOps == 0 {
+		c.MaxPendingOps = 1024
+	}
+	if c.ServerName == "" {
+		c.ServerName = "raftmq"
+	}
+	if c.ConnectTimeout < 0 || c.WriteTimeout < 0 {
+		return errors.New("transport config: negative timeout")
+	}
+	if c.MaxOutboundBytes < 0 || c.MaxPendingOps < 0 {
+		return errors.New("transport config: negative limit")
+	}
+	return nil
+}
+
+// Server accepts client connections and serves STOMP on them.
+type Server struct {
+	cfg    Config
+	broker Broker
+	log    *slog.Logger
+
+	idPrefix string
+	nextID   atomic.Uint64
+
+	// written tells the engine a delivery's frame reached the socket. It
+	// is (*queue.Delivery).Written; tests replace it, since a Delivery
+	// made outside the engine cannot be marked written.
+	written func(*queue.Delivery)
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup // one per connection in conns
+}
+
+// NewServer returns a server that opens a session on b for every
+// connection. cfg is validated here; NewServer panics when it is invalid,
+// so callers that take configuration from users call Validate first. log
+// may be nil.
+func NewServer(cfg Config, b Broker, log *slog.Logger) *Server {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// Session ids must stay unique across leaders and restarts, since a
+	// failover client reconnects to another server: prefix a counter with
+	// random bytes.
+	var p [6]byte
+	_, _ = rand.Read(p[:]) // crypto/rand.Read never fails
+	return &Server{
+		cfg:       cfg,
+		broker:    b,
+		log:       log,
+		idPrefix:  hex.EncodeToString(p[:]) + "-",
+		written:   (*queue.Delivery).Written,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}
+}
+
+// Serve accepts connections on l until l fails or Close is called, and
+// returns nil after Close. Serve may be called for several listeners.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	var delay time.Duration // backoff after temporary accept errors
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return nil
+			}
+			// Running out of file descriptors is temporary: back off
+			// rather than spin or give up, as net/http does.
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("transport: accept on %s: %w", l.Addr(), err)
+		}
+		delay = 0
+		s.start(nc)
+	}
+}
+
+func (s *Server) start(nc net.Conn) {
+	c := newConn(s, nc, s.idPrefix+strconv.FormatUint(s.nextID.Add(1), 10))
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Close stops accepting and closes every connection now, sending each a
+// best-effort ERROR frame whose message is reason. Operations that complete
+// later write nothing. Close returns once every connection is closed and
+// its session ended, within about a second even for clients that do not
+// read.
+func (s *Server) Close(reason string) {
+	s.mu.Lock()
+	s.closed = true
+	ls := make([]net.Listener, 0, len(s.listeners))
+	for l := range s.listeners {
+		ls = append(ls, l)
+	}
+	cs := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+
+	for _, l := range ls {
+		l.Close()
+	}
+	for _, c := range cs {
+		c.shutdown(errorFrame(reason, "", ""), false)
+	}
+	s.wg.Wait()
+}
+
+// NumConns returns the number of open client connections.
+func (s *Server) NumConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
