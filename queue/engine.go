@@ -25,9 +25,9 @@ type Engine struct {
 
 	mu       sync.Mutex
 	closed   bool
-	queues   map[string]*destQueue   // store queue name → queue (plain and durable)
-	topics   map[string]*topic       // /topic/NAME → subscribers
-	durables map[string]*durableSub  // store queue name → durable subscription
+	queues   map[string]*destQueue  // store queue name → queue (plain and durable)
+	topics   map[string]*topic      // /topic/NAME → subscribers
+	durables map[string]*durableSub // store queue name → durable subscription
 	sessions map[*Session]struct{}
 	idPrefix string // message-id prefix, unique to this engine's lifetime
 	idSeq    uint64

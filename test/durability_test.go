@@ -41,8 +41,8 @@ func TestKillDuringSendLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	ackedBeforeKill := map[string]bool{}  // ack receipted: may be gone for good
-	heldBeforeKill := map[string]bool{}   // delivered, never acked
+	ackedBeforeKill := map[string]bool{} // ack receipted: may be gone for good
+	heldBeforeKill := map[string]bool{}  // delivered, never acked
 	consDone := make(chan struct{})
 	go func() {
 		defer close(consDone)
