@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -472,7 +473,7 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 }
 
 func BenchmarkApply(b *testing.B) {
-	f, err := Open(b.TempDir(), Options{})
+	f, err := Open(b.TempDir(), Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

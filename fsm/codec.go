@@ -115,6 +115,8 @@ func decodeBatch(b []byte, aliasBodies bool) ([]Command, error) {
 	return cmds, nil
 }
 
+// knownOp reports whether this version can decode and apply op. Extend it,
+// payloadSize, appendPayload, payload and applier.apply together.
 func knownOp(op Op) bool {
 	return op >= OpEnqueue && op <= OpDeleteQueue
 }
@@ -386,7 +388,7 @@ func (d *decoder) name() string {
 	return *d.lastName
 }
 
-// count reads a element count and checks that the bytes left could hold
+// count reads an element count and checks that the bytes left could hold
 // that many elements of at least minSize bytes, so that a corrupt count
 // never sizes an allocation.
 func (d *decoder) count(minSize int) int {
@@ -430,17 +432,17 @@ func (d *decoder) message() *Message {
 	lens := d.b
 	var total uint64
 	for range 2 + 2*nh {
+		// The text follows the lengths, so neither one length nor their
+		// sum can exceed what is left; checking each first keeps the sum
+		// from wrapping.
 		n := d.uvarint()
-		if n > uint64(len(d.b)) {
-			d.fail("text length %d exceeds the %d bytes left", n, len(d.b))
+		if n > uint64(len(d.b)) || total+n > uint64(len(d.b)) {
+			d.fail("text of %d+%d bytes exceeds the %d bytes left", total, n, len(d.b))
 		}
-		total += n // cannot overflow: each term is at most len(b), and there are fewer than len(b)
-	}
-	if total > uint64(len(d.b)) {
-		d.fail("text of %d bytes exceeds the %d bytes left", total, len(d.b))
-	}
-	if d.err != nil {
-		return nil
+		if d.err != nil {
+			return nil
+		}
+		total += n
 	}
 	text := string(d.b[:total])
 	d.b = d.b[total:]

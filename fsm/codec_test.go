@@ -188,6 +188,10 @@ func TestDecodeBatchRejects(t *testing.T) {
 			binary.AppendUvarint(appendString(nil, "q"), 1<<40)),
 		"huge header count": rawCommand([]byte{batchFormat1, 1}, OpEnqueue,
 			binary.AppendUvarint(append(appendString(nil, "q"), 1, 0, 4, 0, 0), 1<<40)),
+		// Text lengths 5 and 2^64-3 sum to 2 when they wrap.
+		"wrapping text lengths": rawCommand([]byte{batchFormat1, 1}, OpEnqueue,
+			append(binary.AppendUvarint(append(appendString(nil, "q"), 1, 0, 4, 0, 0, 0, 5), math.MaxUint64-2),
+				"abcdefgh"...)),
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
@@ -19,7 +20,11 @@ type harness struct {
 	index uint64
 }
 
-var testOptions = Options{CacheSize: 4 << 20, MemTableSize: 1 << 20}
+var testOptions = Options{
+	CacheSize:    4 << 20,
+	MemTableSize: 1 << 20,
+	Logger:       slog.New(slog.DiscardHandler),
+}
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()

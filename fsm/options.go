@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
@@ -12,9 +13,13 @@ type Options struct {
 	// CacheSize is pebble's block cache, in bytes. Default 64 MiB.
 	CacheSize int64
 	// MemTableSize is the size of one pebble memtable, in bytes: the
-	// amount of writes between flushes to disk. Default 64 MiB; at most
-	// 4 GiB - 1.
+	// amount of writes between flushes to disk. Default 64 MiB, large so
+	// that a message acked soon after it was sent meets its delete in the
+	// memtable and neither reaches an sstable. At most 4 GiB - 1.
 	MemTableSize int64
+	// Logger receives pebble's messages (WAL recovery, background
+	// errors). Default slog.Default().
+	Logger *slog.Logger
 }
 
 const (
@@ -41,7 +46,25 @@ func (o Options) withDefaults() Options {
 	if o.MemTableSize == 0 {
 		o.MemTableSize = defaultMemTableSize
 	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	return o
+}
+
+// pebbleLogger adapts a slog.Logger to pebble.Logger.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Info(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+// Fatalf is how pebble reports damage it cannot go on from; it must not
+// return.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble")
+	panic("pebble: " + msg)
 }
 
 // openPebble opens the pebble store in dir, creating it unless mustExist.
@@ -56,6 +79,7 @@ func openPebble(dir string, o Options, mustExist bool) (*pebble.DB, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		Levels:             make([]pebble.LevelOptions, 7),
 		ErrorIfNotExists:   mustExist,
+		Logger:             pebbleLogger{o.Logger},
 	}
 	for i := range po.Levels {
 		l := &po.Levels[i]

@@ -367,3 +367,55 @@ func TestOpenRefusesMissingActiveStore(t *testing.T) {
 		t.Fatal("Open started an empty store in place of the missing active one")
 	}
 }
+
+func TestRestoreDetachesObserverThatFailsToReload(t *testing.T) {
+	src := newHarness(t)
+	populate(src)
+	data := persist(t, src.f)
+
+	h := newHarness(t)
+	r := &recorder{}
+	if err := h.f.Attach(r); err != nil {
+		t.Fatal(err)
+	}
+	r.loadErr = errors.New("out of memory")
+	if err := restore(h.f, data); !errors.Is(err, r.loadErr) {
+		t.Fatalf("Restore: %v", err)
+	}
+	// The state is restored all the same, and the observer is gone.
+	sameState(t, dumpFSM(t, h.f), dumpFSM(t, src.f))
+	h.index = h.f.AppliedIndex()
+	h.mustApply(enqueue("/queue/a", "x", "x"))
+	if c := r.take(); len(c) != 0 {
+		t.Fatalf("detached observer got %+v", c)
+	}
+	if err := h.f.Attach(&recorder{}); err != nil {
+		t.Fatalf("Attach after the detach: %v", err)
+	}
+}
+
+func TestOpenRefusesNewerStoreFormat(t *testing.T) {
+	h := newHarness(t)
+	h.mustApply(enqueue("/queue/a", "1", "x"))
+	if err := h.f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := openPebble(filepath.Join(h.dir, "db-1"), testOptions, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := storeMeta{applied: 1, nextSeq: 2}.encode()
+	meta[0] = storeFormat + 1
+	if err := db.Set(metaKey, meta, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := Open(h.dir, testOptions); err == nil || !strings.Contains(err.Error(), "unsupported store format") {
+		if f != nil {
+			f.Close()
+		}
+		t.Fatalf("Open: %v, want an unsupported format error", err)
+	}
+}

@@ -159,16 +159,16 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.StompAddr); err != nil {
 		errs = append(errs, fmt.Errorf("stomp address: %w", err))
 	}
-	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+	if host, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
 		errs = append(errs, fmt.Errorf("raft address: %w", err))
+	} else if ip := net.ParseIP(host); c.RaftAdvertise == "" && (host == "" || ip != nil && ip.IsUnspecified()) {
+		// Raft would refuse it too, less clearly.
+		errs = append(errs, fmt.Errorf("raft address %q listens on every interface: set an advertise address peers can dial", c.RaftAddr))
 	}
 	if c.RaftAdvertise != "" {
 		if _, err := resolveAdvertise(c.RaftAdvertise); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	if c.SnapshotInterval < 5*time.Millisecond {
-		errs = append(errs, fmt.Errorf("snapshot interval %v is below raft's 5ms minimum", c.SnapshotInterval))
 	}
 	if c.MaxBatchCommands < 0 || c.MaxBatchBytes < 0 || c.MaxInflightEntries < 0 {
 		errs = append(errs, errors.New("negative group commit limit"))

@@ -125,7 +125,9 @@ func (n *Node) establish(r *raft.Raft) (*term, error) {
 		maxBytes:    n.cfg.MaxBatchBytes,
 		maxInflight: n.cfg.MaxInflightEntries,
 	}, n.log.With("logger", "proposer"))
-	if t.engine, err = queue.NewEngine(n.cfg.Queue, t.prop, n.fsm); err != nil {
+	qcfg := n.cfg.Queue
+	qcfg.Logger = n.log.With("logger", "queue")
+	if t.engine, err = queue.NewEngine(qcfg, t.prop, n.fsm); err != nil {
 		return t, fmt.Errorf("delivery engine: %w", err)
 	}
 	if err := n.fsm.Attach(t.engine); err != nil {

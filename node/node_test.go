@@ -51,13 +51,13 @@ func startNode(t *testing.T, cfg Config) *Node {
 
 // stompConn is a raw STOMP 1.2 client: frames over TCP with the codec.
 type stompConn struct {
-	t  *testing.T
+	t  testing.TB
 	nc net.Conn
 	r  *stomp.Reader
 	w  *stomp.Writer
 }
 
-func dialSTOMP(t *testing.T, addr net.Addr) *stompConn {
+func dialSTOMP(t testing.TB, addr net.Addr) *stompConn {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
 	if err != nil {
@@ -368,6 +368,9 @@ func TestConfigValidate(t *testing.T) {
 		"stomp address":     {func(c *Config) { c.StompAddr = "nope" }, "stomp address"},
 		"raft address":      {func(c *Config) { c.RaftAddr = "nope" }, "raft address"},
 		"advertise any":     {func(c *Config) { c.RaftAdvertise = "0.0.0.0:7000" }, "advertise"},
+		"raft on any":       {func(c *Config) { c.RaftAddr = ":7000" }, "advertise address"},
+		"raft on 0.0.0.0":   {func(c *Config) { c.RaftAddr = "0.0.0.0:7000" }, "advertise address"},
+		"snapshot interval": {func(c *Config) { c.SnapshotInterval = time.Millisecond }, "SnapshotInterval"},
 		"advertise no port": {func(c *Config) { c.RaftAdvertise = "10.0.0.1" }, "advertise"},
 		"negative inflight": {func(c *Config) { c.MaxInflightEntries = -1 }, "group commit"},
 		"negative batch":    {func(c *Config) { c.MaxBatchBytes = -1 }, "group commit"},
@@ -385,6 +388,10 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 
+	c = Config{RaftAddr: "0.0.0.0:7000", RaftAdvertise: "10.0.0.1:7000"}
+	if err := c.Validate(); err != nil {
+		t.Errorf("raft on every interface with an advertise address: %v", err)
+	}
 	c = Config{Group: "east", ID: "e2"}
 	if err := c.Validate(); err != nil || c.Queue.MessageIDPrefix != "east-e2" {
 		t.Errorf("prefix = %q (%v), want east-e2", c.Queue.MessageIDPrefix, err)
@@ -420,7 +427,6 @@ func BenchmarkNodeSend(b *testing.B) {
 	if err := n.WaitServing(ctx); err != nil {
 		b.Fatal(err)
 	}
-	t := &testing.T{} // dialSTOMP reports through a T; failures surface as errors below
 	const conns, window = 16, 64
 	body := make([]byte, 256)
 	first := n.Raft().LastIndex()
@@ -432,7 +438,7 @@ func BenchmarkNodeSend(b *testing.B) {
 		if i < b.N%conns {
 			total++
 		}
-		c := dialSTOMP(t, n.StompAddr())
+		c := dialSTOMP(b, n.StompAddr())
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

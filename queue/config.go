@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -40,6 +41,8 @@ type Config struct {
 	// non-durable topic subscriber that does not keep up; beyond it the
 	// oldest are dropped, as ActiveMQ's pending message limit does (10000).
 	TopicSubscriberBacklog int
+	// Logger receives the engine's warnings (slog.Default() when nil).
+	Logger *slog.Logger
 }
 
 // Validate fills in defaults and rejects impossible values.
@@ -54,6 +57,9 @@ func (c *Config) Validate() error {
 	def(&c.MaxTxFrames, 10000)
 	def(&c.MaxSubscriptions, 1000)
 	def(&c.TopicSubscriberBacklog, 10000)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	if c.DLQPrefix == "" {
 		c.DLQPrefix = "DLQ."
 	}

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"log/slog"
 	"strconv"
 
 	"github.com/raftmq/raftmq/fsm"
@@ -35,7 +34,7 @@ func (e *Engine) dispatch(q *destQueue) {
 			if err != nil {
 				// The entry is gone from the store (a purge racing this
 				// dispatch) or unreadable: it can't be delivered.
-				slog.Warn("dispatch: read message", "queue", q.name, "seq", r.seq, "err", err)
+				e.cfg.Logger.Warn("dispatch: read message", "queue", q.name, "seq", r.seq, "err", err)
 				e.drop(q, r)
 				continue
 			}
@@ -171,7 +170,7 @@ func (e *Engine) release(d *Delivery, why string) []fsm.Command {
 	}
 	e.drop(q, r)
 	if !r.persistent {
-		slog.Debug("non-persistent message dropped after max deliveries", "queue", q.name, "id", d.Msg.ID)
+		e.cfg.Logger.Debug("non-persistent message dropped after max deliveries", "queue", q.name, "id", d.Msg.ID)
 		return nil
 	}
 	reason := "delivered " + strconv.Itoa(r.deliveries) + " times (max " +

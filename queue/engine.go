@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -389,7 +388,7 @@ func (e *Engine) propose(cmds []fsm.Command, done func([]fsm.Result, error)) {
 			}
 		}
 		if err != nil && done == nil {
-			slog.Warn("replicated command failed", "op", cmds[0].Op, "queue", cmds[0].Queue, "err", err)
+			e.cfg.Logger.Warn("replicated command failed", "op", cmds[0].Op, "queue", cmds[0].Queue, "err", err)
 		}
 		if done != nil {
 			done(res, err)

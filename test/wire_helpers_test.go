@@ -188,6 +188,25 @@ func sendR(t testing.TB, c *client.Conn, dest, body string, kv ...string) {
 	}
 }
 
+// sendAll sends bodies to dest pipelined, with receipts, and waits for
+// them all.
+func sendAll(t testing.TB, c *client.Conn, dest string, bodies []string, kv ...string) {
+	t.Helper()
+	rs := make([]*client.Receipt, 0, len(bodies))
+	for _, body := range bodies {
+		r, err := c.SendAsync(dest, []byte(body), hdr(kv...)...)
+		if err != nil {
+			t.Fatalf("send to %s: %v", dest, err)
+		}
+		rs = append(rs, r)
+	}
+	for _, r := range rs {
+		if err := r.Wait(ctxT(t)); err != nil {
+			t.Fatalf("send to %s: %v", dest, err)
+		}
+	}
+}
+
 // recv takes the next message of s, failing the test after waitLong.
 func recv(t testing.TB, s *client.Subscription) *stomp.Frame {
 	t.Helper()
@@ -319,6 +338,26 @@ func (c *rawConn) expectReceipt(id string) {
 	if got := c.expect(stomp.RECEIPT).Get("receipt-id"); got != id {
 		c.t.Fatalf("receipt-id = %q, want %q", got, id)
 	}
+}
+
+// receiptAnd reads two frames, RECEIPT receipt-id id and one cmd frame, in
+// either order, and returns the latter.
+func (c *rawConn) receiptAnd(id, cmd string) *stomp.Frame {
+	c.t.Helper()
+	var got *stomp.Frame
+	receipted := false
+	for !receipted || got == nil {
+		f := c.read()
+		switch {
+		case !receipted && f.Command == stomp.RECEIPT && f.Get("receipt-id") == id:
+			receipted = true
+		case got == nil && f.Command == cmd:
+			got = f
+		default:
+			c.t.Fatalf("got %s %v %q, want RECEIPT %s and %s", f.Command, f.Headers, f.Body, id, cmd)
+		}
+	}
+	return got
 }
 
 // expectError reads an ERROR frame whose message header contains msg and

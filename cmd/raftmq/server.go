@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/node"
+	"github.com/raftmq/raftmq/transport/stomp"
 )
 
 // serverFlags is what `raftmq server` takes beyond node.Config.
@@ -21,6 +25,7 @@ type serverFlags struct {
 	logLevel  string
 	logFormat string
 	heartbeat string
+	pprof     string
 }
 
 // parseServerFlags turns the command line into a node configuration and
@@ -51,6 +56,12 @@ func parseServerFlags(args []string, output io.Writer) (node.Config, serverFlags
 	fs.IntVar(&cfg.Queue.MaxDeliveries, "max-deliveries", def.Queue.MaxDeliveries, "deliveries of a message before it goes to the dead-letter queue")
 	fs.IntVar(&cfg.Queue.DefaultPrefetch, "prefetch", def.Queue.DefaultPrefetch, "unacknowledged messages per subscription without activemq.prefetchSize")
 	fs.BoolVar(&cfg.Queue.DropExpired, "drop-expired", false, "drop expired messages instead of moving them to the dead-letter queue")
+	fs.IntVar(&cfg.Transport.Limits.MaxHeaders, "max-headers", stompDefault(def.Transport.Limits.MaxHeaders, stomp.DefaultLimits().MaxHeaders), "most headers in one STOMP frame")
+	fs.IntVar(&cfg.Transport.Limits.MaxHeaderLine, "max-header-line", stompDefault(def.Transport.Limits.MaxHeaderLine, stomp.DefaultLimits().MaxHeaderLine), "longest STOMP header line, in bytes")
+	fs.DurationVar(&cfg.Transport.WriteTimeout, "write-timeout", def.Transport.WriteTimeout, "close a connection whose writes make no progress this long (a consumer that stopped reading)")
+	fs.IntVar(&cfg.Queue.MaxTxFrames, "max-tx-frames", def.Queue.MaxTxFrames, "most SEND, ACK and NACK frames in one transaction")
+	fs.IntVar(&cfg.Queue.MaxSubscriptions, "max-subscriptions", def.Queue.MaxSubscriptions, "most subscriptions on one connection")
+	fs.StringVar(&sf.pprof, "pprof", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", def.SnapshotThreshold, "raft log entries between snapshots")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: raftmq server [flags]\n\n"+
@@ -150,6 +161,12 @@ func runServer(args []string) error {
 	// the same stream.
 	slog.SetDefault(logger)
 
+	if sf.pprof != "" {
+		if err := servePprof(sf.pprof, logger); err != nil {
+			return err
+		}
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -168,5 +185,32 @@ func runServer(args []string) error {
 	if err := n.Close(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	return nil
+}
+
+// stompDefault shows the codec's default where the config leaves a limit
+// at zero (meaning "the default").
+func stompDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// servePprof exposes net/http/pprof on addr, for profiling a running
+// broker (`go tool pprof http://addr/debug/pprof/profile`).
+func servePprof(addr string, logger *slog.Logger) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pprof listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	logger.Info("serving pprof", "addr", l.Addr().String())
+	go http.Serve(l, mux)
 	return nil
 }
