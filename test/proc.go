@@ -87,6 +87,9 @@ func StartServer(t testing.TB, bin, dataDir string, extra ...string) *Server {
 	return s
 }
 
+// maxLogLines bounds the server output a test keeps.
+const maxLogLines = 100000
+
 var servingRE = regexp.MustCompile(`serving STOMP clients.*addr=(\S+)`)
 
 // Start (re)starts the process with the same arguments and data.
@@ -116,8 +119,8 @@ func (s *Server) Start() {
 			line := sc.Text()
 			s.mu.Lock()
 			s.logTail = append(s.logTail, line)
-			if len(s.logTail) > 200 {
-				s.logTail = s.logTail[len(s.logTail)-200:]
+			if len(s.logTail) > maxLogLines {
+				s.logTail = s.logTail[len(s.logTail)-maxLogLines:]
 			}
 			s.mu.Unlock()
 			if !once && servingRE.MatchString(line) {
@@ -184,11 +187,28 @@ func (s *Server) signal(sig syscall.Signal) {
 // Stop kills the process if it still runs (test cleanup).
 func (s *Server) Stop() { s.Kill() }
 
+// CountLog counts the kept log lines (across restarts) containing substr.
+func (s *Server) CountLog(substr string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.logTail {
+		if strings.Contains(l, substr) {
+			n++
+		}
+	}
+	return n
+}
+
 // Log returns the last lines the server wrote to stderr.
 func (s *Server) Log() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return strings.Join(s.logTail, "\n")
+	tail := s.logTail
+	if len(tail) > 200 {
+		tail = tail[len(tail)-200:]
+	}
+	return strings.Join(tail, "\n")
 }
 
 // RSS is the resident memory of the process in bytes.

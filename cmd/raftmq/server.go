@@ -63,6 +63,8 @@ func parseServerFlags(args []string, output io.Writer) (node.Config, serverFlags
 	fs.IntVar(&cfg.Queue.MaxSubscriptions, "max-subscriptions", def.Queue.MaxSubscriptions, "most subscriptions on one connection")
 	fs.StringVar(&sf.pprof, "pprof", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", def.SnapshotThreshold, "raft log entries between snapshots")
+	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", def.SnapshotInterval, "how often raft checks whether a snapshot is due")
+	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", def.TrailingLogs, "raft log entries kept after a snapshot")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: raftmq server [flags]\n\n"+
 			"Runs a broker node. With no flags: a single-node group serving STOMP on\n"+
