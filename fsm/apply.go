@@ -172,6 +172,10 @@ func (a *applier) deadLetter(c *Command) Result {
 		// m was just decoded from the store: nobody else holds it yet.
 		m.Headers = setHeader(m.Headers, HeaderDLQCause, c.Reason)
 		m.Headers = setHeader(m.Headers, HeaderOriginalDestination, m.Destination)
+		// A dead letter waits for an operator: it must not expire again in
+		// the DLQ (an expired message would be dropped the moment it got
+		// there). ActiveMQ clears the expiration the same way.
+		m.Expires = 0
 		a.put(c.Target, m)
 	}
 	return Result{}

@@ -118,7 +118,9 @@ func TestPublishToDurables(t *testing.T) {
 
 func TestDeadLetter(t *testing.T) {
 	h := newHarness(t)
-	h.mustApply(enqueue("/queue/a", "m1", "body", "k", "v"))
+	expiring := enqueue("/queue/a", "m1", "body", "k", "v")
+	expiring.Msg.Expires = 1234 // a dead letter no longer expires
+	h.mustApply(expiring)
 	rec := attach(t, h.f)
 
 	h.mustApply(Command{Op: OpDeadLetter, Queue: "/queue/a", Seqs: []uint64{1, 7},

@@ -17,19 +17,20 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Snapshot stream format, version 1: every key and value of the store, in
-// key order, so the meta record (applied index, seq counter) travels with
-// the state it describes.
+// Snapshot stream format, version 2: the applied index the state covers,
+// then every key and value of the store, in key order, so the meta record
+// (applied index, seq counter) travels with the state it describes.
 //
-//	magic "raftmq-fsm" version:byte
+//	magic "raftmq-fsm" version:byte applied:8 (big-endian)
 //	(keyLen:uvarint key valueLen:uvarint value)*    keys strictly increasing, keyLen > 0
 //	0:uvarint count:uvarint crc:4                    crc32c of all bytes before it, big-endian
 //
 // The end marker, count and checksum make a truncated or damaged stream an
 // error instead of a smaller state.
 const (
-	snapMagic   = "raftmq-fsm"
-	snapFormat1 = 1
+	snapMagic  = "raftmq-fsm"
+	snapFormat = 2
+	snapHdrLen = len(snapMagic) + 1 + 8
 
 	maxSnapKeyLen     = 1 << 20
 	maxSnapValueLen   = 1 << 31
@@ -56,12 +57,13 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, fmt.Errorf("fsm: sync store for snapshot: %w", err)
 	}
 	st.acquire()
-	return &snapshot{st: st, snap: st.db.NewSnapshot()}, nil
+	return &snapshot{st: st, snap: st.db.NewSnapshot(), applied: f.applied.Load()}, nil
 }
 
 type snapshot struct {
 	st      *state
 	snap    *pebble.Snapshot
+	applied uint64
 	release sync.Once
 }
 
@@ -80,7 +82,8 @@ func (s *snapshot) write(w io.Writer) (err error) {
 	cw := &crcWriter{w: w}
 	bw := bufio.NewWriterSize(cw, snapBufferSize)
 	bw.WriteString(snapMagic)
-	bw.WriteByte(snapFormat1)
+	bw.WriteByte(snapFormat)
+	bw.Write(binary.BigEndian.AppendUint64(nil, s.applied))
 
 	it, err := s.snap.NewIter(nil)
 	if err != nil {
@@ -161,7 +164,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	if err := writeActive(f.dir, name); err != nil {
-		st.retire(true)
+		// ACTIVE may or may not name the new store now; keep both on disk
+		// and let the next Open remove whichever is not active.
+		st.retire(false)
 		return errors.Join(err, st.wait())
 	}
 
@@ -206,19 +211,39 @@ func (f *FSM) build(name, path string, r io.Reader) (*state, error) {
 	return st, nil
 }
 
+// SnapshotAppliedIndex reads the applied index a snapshot stream's state
+// covers from its header. It can be lower than raft's index for the
+// snapshot: raft counts no-op and barrier entries, which never reach the
+// FSM. The node compares it with AppliedIndex to decide whether a restart
+// needs the snapshot.
+func SnapshotAppliedIndex(r io.Reader) (uint64, error) {
+	hdr := make([]byte, snapHdrLen)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return 0, fmt.Errorf("fsm: read snapshot header: %w", err)
+	}
+	return parseSnapHeader(hdr)
+}
+
+func parseSnapHeader(hdr []byte) (uint64, error) {
+	if string(hdr[:len(snapMagic)]) != snapMagic {
+		return 0, fmt.Errorf("%w: not a raftmq fsm snapshot", errCorrupt)
+	}
+	if v := hdr[len(snapMagic)]; v != snapFormat {
+		return 0, fmt.Errorf("%w: unknown snapshot format %d", errCorrupt, v)
+	}
+	return binary.BigEndian.Uint64(hdr[len(snapMagic)+1:]), nil
+}
+
 // readSnapshot writes the records of a snapshot stream to db, without
 // fsync (build syncs once at the end).
 func readSnapshot(r io.Reader, db *pebble.DB) error {
 	sr := &snapReader{r: bufio.NewReaderSize(r, snapBufferSize)}
-	hdr, err := sr.next(nil, uint64(len(snapMagic)+1))
+	hdr, err := sr.next(nil, uint64(snapHdrLen))
 	if err != nil {
 		return err
 	}
-	if string(hdr[:len(snapMagic)]) != snapMagic {
-		return fmt.Errorf("%w: not a raftmq fsm snapshot", errCorrupt)
-	}
-	if v := hdr[len(snapMagic)]; v != snapFormat1 {
-		return fmt.Errorf("%w: unknown snapshot format %d", errCorrupt, v)
+	if _, err := parseSnapHeader(hdr); err != nil {
+		return err
 	}
 
 	b := db.NewBatch()

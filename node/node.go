@@ -101,12 +101,19 @@ func (n *Node) restoreIfBehind() error {
 		return nil
 	}
 	latest := metas[0] // List sorts newest first
+	// Raft's index for a snapshot counts no-op and barrier entries, which
+	// never reach the FSM: compare with the applied index the snapshot's
+	// state covers, from its header.
+	covered, err := n.snapshotAppliedIndex(latest.ID)
+	if err != nil {
+		return err
+	}
 	applied := n.fsm.AppliedIndex()
-	if latest.Index <= applied {
+	if covered <= applied {
 		return nil
 	}
 	n.log.Warn("state is behind the latest snapshot; restoring it",
-		"applied_index", applied, "snapshot", latest.ID, "snapshot_index", latest.Index)
+		"applied_index", applied, "snapshot", latest.ID, "snapshot_applied_index", covered)
 	// Only the latest will do: raft resumes after its index whatever we
 	// restore, so an older one would leave a gap.
 	_, rc, err := n.snapshots.Open(latest.ID)
@@ -118,11 +125,25 @@ func (n *Node) restoreIfBehind() error {
 	if err != nil {
 		return fmt.Errorf("node: restore snapshot %s: %w", latest.ID, err)
 	}
-	if got := n.fsm.AppliedIndex(); got < latest.Index {
-		return fmt.Errorf("node: restored snapshot %s (index %d) but the state's applied index is %d", latest.ID, latest.Index, got)
+	if got := n.fsm.AppliedIndex(); got != covered {
+		return fmt.Errorf("node: restored snapshot %s (applied index %d) but the state's applied index is %d", latest.ID, covered, got)
 	}
 	n.log.Info("restored state from snapshot", "snapshot", latest.ID, "applied_index", n.fsm.AppliedIndex())
 	return nil
+}
+
+// snapshotAppliedIndex reads the FSM applied index stored snapshot id covers.
+func (n *Node) snapshotAppliedIndex(id string) (uint64, error) {
+	_, rc, err := n.snapshots.Open(id)
+	if err != nil {
+		return 0, fmt.Errorf("node: open snapshot %s: %w", id, err)
+	}
+	defer rc.Close()
+	idx, err := fsm.SnapshotAppliedIndex(rc)
+	if err != nil {
+		return 0, fmt.Errorf("node: snapshot %s: %w", id, err)
+	}
+	return idx, nil
 }
 
 // Start binds the raft transport, bootstraps a new single-node group if

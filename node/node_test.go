@@ -225,6 +225,35 @@ func TestNodeRestoresWipedState(t *testing.T) {
 	expectMessages(t, dialSTOMP(t, n2.StompAddr()), "/queue/snap", "before")
 }
 
+// TestNodeRestartsAfterSnapshotOfNoops: a snapshot taken right after an
+// election has a raft index above the FSM's applied index (the election's
+// no-op and the leader's barrier never reach a batching FSM). A restart
+// must neither fail nor restore needlessly.
+func TestNodeRestartsAfterSnapshotOfNoops(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, testConfig(t, dir))
+	c := dialSTOMP(t, n.StompAddr())
+	c.send(sendFrame("/queue/noop", "kept", "r1"))
+	c.expect(stomp.RECEIPT)
+	if err := n.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	n = startNode(t, testConfig(t, dir)) // a new term: no-op and barrier entries
+	if err := n.Raft().Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	if last, applied := n.Raft().LastIndex(), n.fsm.AppliedIndex(); last <= applied {
+		t.Fatalf("raft last index %d, FSM applied %d: the test needs entries the FSM never sees", last, applied)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	n = startNode(t, testConfig(t, dir))
+	expectMessages(t, dialSTOMP(t, n.StompAddr()), "/queue/noop", "kept")
+}
+
 func TestNodeGroupCommit(t *testing.T) {
 	n := startNode(t, testConfig(t, t.TempDir()))
 	first := n.Raft().LastIndex()
