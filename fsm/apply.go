@@ -297,18 +297,21 @@ func (a *applier) put(queue string, m *Message) uint64 {
 	return seq
 }
 
-// remove deletes entry seq of queue if it exists.
+// remove deletes entry seq of queue, whether or not it exists.
 func (a *applier) remove(queue string, seq uint64) {
+	// No read first: it cost two thirds of apply time once acked entries
+	// had left the memtable. Seqs are never reused, so deleting an entry
+	// that is already gone (a duplicate ack after failover, an ack after a
+	// purge) changes nothing. That rules out SingleDelete, whose behaviour
+	// is undefined for a key already deleted; plain tombstones are dropped
+	// by compaction instead.
 	a.key = entryKey(a.key[:0], kindIndex, queue, seq)
-	if !a.exists(a.key) {
-		return
-	}
-	// An entry key is written once ever (seqs never repeat), the one case
-	// where SingleDelete is defined; its tombstone then vanishes with the
-	// value at the first compaction instead of lingering in the LSM.
-	a.must(a.b.SingleDelete(a.key, nil), "delete entry")
+	a.must(a.b.Delete(a.key, nil), "delete entry")
 	a.key[0] = kindBody
-	a.must(a.b.SingleDelete(a.key, nil), "delete entry")
+	a.must(a.b.Delete(a.key, nil), "delete entry")
+	// Observers may hear of an entry they no longer have: the leader's
+	// engine drops its messages before proposing their removal and
+	// ignores the report.
 	a.emit(Change{Kind: Removed, Queue: queue, Seq: seq})
 }
 
@@ -324,16 +327,6 @@ func (a *applier) message(queue string, seq uint64) *Message {
 	m, err := decodeMessage(v)
 	a.must(err, "read entry")
 	return m
-}
-
-func (a *applier) exists(key []byte) bool {
-	_, closer, err := a.b.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false
-	}
-	a.must(err, "read entry")
-	a.must(closer.Close(), "read entry")
-	return true
 }
 
 // deleteEntries deletes every entry of queue with two range deletions,

@@ -95,7 +95,7 @@ type ChangeKind uint8
 
 const (
 	Enqueued       ChangeKind = iota + 1 // Queue, Seq, Msg
-	Removed                              // Queue, Seq (acked, expired or moved away)
+	Removed                              // Queue, Seq (acked, expired or moved away; an ack is not checked against the store, so the entry may have been gone already)
 	Published                            // Queue = topic, Msg: a topic message, for non-durable subscribers
 	DurableAdded                         // Durable
 	DurableRemoved                       // Durable

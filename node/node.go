@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/raftmq/raftmq/fsm"
 )
@@ -78,7 +79,14 @@ func (n *Node) openStores() error {
 	}
 	// The raft log keeps fsync on: it is the durable record that pebble,
 	// which writes without it, is rebuilt from.
-	if n.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")}); err != nil {
+	if n.logStore, err = raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(raftDir, "raft.db"),
+		// The freelist is rebuilt by scanning at open instead of being
+		// written with every commit: the log's free pages pile up after
+		// each compaction, and writing them on every fsync'd append cost
+		// more than the entries themselves.
+		BoltOptions: &bbolt.Options{NoFreelistSync: true, FreelistType: bbolt.FreelistMapType, InitialMmapSize: 1 << 30},
+	}); err != nil {
 		return fmt.Errorf("node: open raft log: %w", err)
 	}
 	if n.snapshots, err = raft.NewFileSnapshotStoreWithLogger(raftDir, 2, newHCLogger(n.log, "raft.snapshot")); err != nil {

@@ -21,7 +21,12 @@ var errProposerClosed = fmt.Errorf("group commit stopped: %w", queue.ErrClosed)
 // applier is the part of *raft.Raft the proposer needs.
 type applier interface {
 	Apply(cmd []byte, timeout time.Duration) raft.ApplyFuture
+	State() raft.RaftState
 }
+
+// shutdownPoll is how often a wait for an entry checks whether raft has
+// shut down, which strands the futures still in its apply channel.
+const shutdownPoll = 50 * time.Millisecond
 
 // batchLimits bound one raft log entry and the pipeline.
 type batchLimits struct {
@@ -75,8 +80,8 @@ var _ queue.Log = (*proposer)(nil)
 
 // newProposer starts a proposer that applies entries through r. Close
 // waits for the entries raft accepted: raft answers each of them (applied,
-// or an error when leadership is lost or raft shuts down) as long as its
-// apply channel is unbuffered (see raftConfig).
+// or an error when leadership is lost), except those still in its buffered
+// apply channel when raft shuts down, which wait gives up on.
 func newProposer(r applier, lim batchLimits, log *slog.Logger) *proposer {
 	p := &proposer{
 		raft:     r,
@@ -223,7 +228,7 @@ func (p *proposer) complete() {
 // wait returns the results of e's commands, or why they may not have been
 // applied.
 func (p *proposer) wait(e entry) ([]fsm.Result, error) {
-	if err := e.future.Error(); err != nil {
+	if err := p.futureError(e.future); err != nil {
 		return nil, applyError(err)
 	}
 	switch resp := e.future.Response().(type) {
@@ -240,6 +245,28 @@ func (p *proposer) wait(e entry) ([]fsm.Result, error) {
 		err := fmt.Errorf("fsm returned %T, want []fsm.Result", resp)
 		p.log.Error("group commit: bad apply response", "index", e.future.Index(), "err", err)
 		return nil, err
+	}
+}
+
+// futureError waits for f. Raft never answers a future still in its
+// buffered apply channel when it shuts down, so the wait also ends when
+// raft is found shut down; the goroutine blocked on such a future is then
+// left behind (at most MaxInflightEntries, once, when raft stops on its
+// own, e.g. after being removed from the group).
+func (p *proposer) futureError(f raft.ApplyFuture) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	tick := time.NewTicker(shutdownPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if p.raft.State() == raft.Shutdown {
+				return raft.ErrRaftShutdown
+			}
+		}
 	}
 }
 

@@ -63,6 +63,7 @@ func newInmemRaft(t *testing.T, f raft.FSM, bootstrap bool) *raft.Raft {
 	conf := raft.DefaultConfig()
 	conf.LocalID = "t1"
 	ShortRaftTimeouts().apply(conf)
+	conf.BatchApplyCh = true // as the node runs it (see raftConfig)
 	conf.Logger = newHCLogger(testLogger(t), "raft")
 	store := raft.NewInmemStore()
 	snaps := raft.NewInmemSnapshotStore()
@@ -234,6 +235,9 @@ type fakeFuture struct {
 	err  error
 	resp any
 }
+
+// State reports a running leader: the fake never shuts down.
+func (r *fakeRaft) State() raft.RaftState { return raft.Leader }
 
 func (f *fakeFuture) Error() error  { <-f.done; return f.err }
 func (f *fakeFuture) Response() any { <-f.done; return f.resp }
