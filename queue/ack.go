@@ -73,6 +73,9 @@ func (s *Session) Ack(r AckRef, txID string, done func(error)) error {
 	if d.sub.ack == AckClient {
 		ds = d.sub.upTo(d)
 	}
+	for _, d := range ds {
+		e.reached(d) // frames are written in order: all of them arrived
+	}
 	if txID != "" {
 		t, err := s.tx(txID)
 		if err == nil {
@@ -133,6 +136,7 @@ func (s *Session) Nack(r AckRef, txID string, done func(error)) error {
 		e.mu.Unlock()
 		return ErrUnknownAck
 	}
+	e.reached(d)
 	if txID != "" {
 		t, err := s.tx(txID)
 		if err == nil {

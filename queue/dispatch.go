@@ -88,8 +88,7 @@ func (d *Delivery) Written() {
 		e.mu.Unlock()
 		return
 	}
-	d.written = true
-	d.ref.deliveries++
+	e.reached(d)
 	var cmds []fsm.Command
 	if d.sub.ack == AckAuto {
 		cmds = e.ackDeliveries([]*Delivery{d}, nil)
@@ -98,6 +97,27 @@ func (d *Delivery) Written() {
 	e.mu.Unlock()
 	if len(cmds) > 0 {
 		e.propose(cmds, nil)
+	}
+}
+
+// WriteFailed is called by the transport for a delivery whose frame it
+// was writing when the connection failed: the client may have it, so a
+// redelivery must be flagged (and counted), but it is not acknowledged,
+// even in auto mode.
+func (d *Delivery) WriteFailed() {
+	e := d.sess.e
+	e.mu.Lock()
+	e.reached(d)
+	e.mu.Unlock()
+}
+
+// reached records that d's message may have reached the client: it was
+// written, or the client named it in an ACK or NACK (which can arrive
+// before the transport reports the write).
+func (e *Engine) reached(d *Delivery) {
+	if d.state == dInflight && !d.written {
+		d.written = true
+		d.ref.deliveries++
 	}
 }
 

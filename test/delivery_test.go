@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,45 +247,104 @@ func TestNackRedeliveryDLQ(t *testing.T) {
 		}
 	})
 
-	// A client that NACKs each MESSAGE the moment it reads it: every
-	// delivery must still count, or a poison message loops for ever.
+	// Clients that NACK each MESSAGE the moment they read it, several at
+	// once: every delivery must still count, or a poison message comes
+	// back without redelivered:true and loops past MaxDeliveries.
 	t.Run("fast-nack", func(t *testing.T) {
-		const q, n = "/queue/poison-fast", 200
-		var bodies []string
-		for i := range n {
-			bodies = append(bodies, "f"+strconv.Itoa(i))
+		const consumers, n = 4, 250
+		type result struct {
+			q      string
+			counts map[string]int
+			wrong  []string
+			err    error
 		}
-		sendAll(t, p, q, bodies)
-		c, _ := rawConnect(t, b.addr, "1.2")
-		c.write(frame(stomp.SUBSCRIBE, "", "id", "s", "destination", q, "ack", "client-individual"))
-		counts := map[string]int{}
+		results := make([]result, consumers)
+		for i := range results {
+			results[i].q = "/queue/poison-fast-" + strconv.Itoa(i)
+			var bodies []string
+			for j := range n {
+				bodies = append(bodies, "f"+strconv.Itoa(j))
+			}
+			sendAll(t, p, results[i].q, bodies)
+		}
+		conns := make([]*rawConn, consumers)
+		for i := range conns {
+			conns[i], _ = rawConnect(t, b.addr, "1.2")
+		}
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Add(1)
+			go func(r *result, c *rawConn) {
+				defer wg.Done()
+				r.counts = map[string]int{}
+				if err := c.w.WriteFrame(frame(stomp.SUBSCRIBE, "", "id", "s", "destination", r.q, "ack", "client-individual")); err != nil {
+					r.err = err
+					return
+				}
+				for {
+					if err := c.w.Flush(); err != nil {
+						r.err = err
+						return
+					}
+					// Read until the queue is quiet: every delivery, however many.
+					c.nc.SetReadDeadline(time.Now().Add(time.Second))
+					m, err := c.r.ReadFrame()
+					if err != nil {
+						return
+					}
+					if m.Command != stomp.MESSAGE {
+						r.err = fmt.Errorf("got %s %v %q", m.Command, m.Headers, m.Body)
+						return
+					}
+					body := string(m.Body)
+					r.counts[body]++
+					k := r.counts[body]
+					if got := m.Get("delivery-count"); got != strconv.Itoa(k) {
+						r.wrong = append(r.wrong, fmt.Sprintf("%s %s delivery %d: delivery-count %s", r.q, body, k, got))
+					}
+					if k > 1 && m.Get("redelivered") != "true" {
+						r.wrong = append(r.wrong, fmt.Sprintf("%s %s delivery %d: no redelivered:true", r.q, body, k))
+					}
+					if err := c.w.WriteFrame(frame(stomp.NACK, "", "id", m.Get("ack"))); err != nil {
+						r.err = err
+						return
+					}
+				}
+			}(&results[i], conns[i])
+		}
+		wg.Wait()
 		var wrong []string
-		for range n * maxDeliveries {
-			m := c.expect(stomp.MESSAGE)
-			body := string(m.Body)
-			counts[body]++
-			if got, want := m.Get("delivery-count"), strconv.Itoa(counts[body]); got != want {
-				wrong = append(wrong, fmt.Sprintf("%s delivery %d: delivery-count %s", body, counts[body], got))
+		total := 0
+		for _, r := range results {
+			if r.err != nil {
+				t.Fatalf("%s: %v", r.q, r.err)
 			}
-			if counts[body] > 1 && m.Get("redelivered") != "true" {
-				wrong = append(wrong, fmt.Sprintf("%s delivery %d: no redelivered:true", body, counts[body]))
+			wrong = append(wrong, r.wrong...)
+			for body, k := range r.counts {
+				total += k
+				if k != maxDeliveries {
+					wrong = append(wrong, fmt.Sprintf("%s %s delivered %d times, want %d", r.q, body, k, maxDeliveries))
+				}
 			}
-			c.write(frame(stomp.NACK, "", "id", m.Get("ack")))
+			if len(r.counts) != n {
+				wrong = append(wrong, fmt.Sprintf("%s: %d distinct messages delivered, want %d", r.q, len(r.counts), n))
+			}
 		}
-		c.expectNothing()
 		for _, w := range wrong[:min(len(wrong), 10)] {
 			t.Error(w)
 		}
 		if len(wrong) > 0 {
-			t.Errorf("%d of %d deliveries miscounted", len(wrong), n*maxDeliveries)
+			t.Errorf("%d problems in %d deliveries (want %d)", len(wrong), total, consumers*n*maxDeliveries)
 		}
-		dlq := subscribe(t, b.dial(client.Options{}), "/queue/DLQ.poison-fast", "auto")
-		got := map[string]bool{}
-		for range n {
-			got[string(recv(t, dlq).Body)] = true
-		}
-		if len(got) != n {
-			t.Errorf("DLQ holds %d distinct messages, want %d", len(got), n)
+		for _, r := range results {
+			dlq := subscribe(t, b.dial(client.Options{}), "/queue/DLQ."+strings.TrimPrefix(r.q, "/queue/"), "auto")
+			got := map[string]bool{}
+			for range n {
+				got[string(recv(t, dlq).Body)] = true
+			}
+			if len(got) != n {
+				t.Errorf("DLQ of %s holds %d distinct messages, want %d", r.q, len(got), n)
+			}
 		}
 	})
 }

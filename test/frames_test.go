@@ -190,7 +190,9 @@ func TestEveryClientFrame(t *testing.T) {
 	c.expectReceipt("r-send-2")
 	c.expectNothing()
 
-	// DISCONNECT with a receipt: RECEIPT, then the connection closes.
+	// DISCONNECT with a receipt: its RECEIPT covers everything sent
+	// before it (this SEND asks for none), then the connection closes.
+	c.write(frame(stomp.SEND, "before-disconnect", "destination", q))
 	c.write(frame(stomp.DISCONNECT, "", "receipt", "r-disc"))
 	c.expectReceipt("r-disc")
 	c.expectClosed()
@@ -198,8 +200,10 @@ func TestEveryClientFrame(t *testing.T) {
 	// What was sent after UNSUBSCRIBE is still there, and only that.
 	c2, _ := rawConnect(t, b.addr, "1.2")
 	c2.write(frame(stomp.SUBSCRIBE, "", "id", "s", "destination", q, "ack", "auto"))
-	if f := c2.expect(stomp.MESSAGE); string(f.Body) != "after-unsubscribe" {
-		t.Errorf("left in the queue: %q, want after-unsubscribe", f.Body)
+	for _, want := range []string{"after-unsubscribe", "before-disconnect"} {
+		if f := c2.expect(stomp.MESSAGE); string(f.Body) != want {
+			t.Errorf("left in the queue: %q, want %s", f.Body, want)
+		}
 	}
 	c2.expectNothing()
 }

@@ -365,7 +365,13 @@ func (c *rawConn) receiptAnd(id, cmd string) *stomp.Frame {
 // closes the connection. It returns the ERROR frame.
 func (c *rawConn) expectError(msg, receipt string) *stomp.Frame {
 	c.t.Helper()
-	f := c.read()
+	return c.expectErrorWithin(waitLong, msg, receipt)
+}
+
+// expectErrorWithin is expectError with the ERROR due within d.
+func (c *rawConn) expectErrorWithin(d time.Duration, msg, receipt string) *stomp.Frame {
+	c.t.Helper()
+	f := c.readWithin(d)
 	if f.Command != stomp.ERROR {
 		c.t.Fatalf("got %s %v %q, want ERROR %q", f.Command, f.Headers, f.Body, msg)
 	}
