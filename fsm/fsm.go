@@ -135,6 +135,43 @@ func (f *FSM) Message(queue string, seq uint64) (*Message, error) {
 	return m, nil
 }
 
+// Messages calls fn for queue's entries from seq from on, in seq order,
+// until fn returns false or the queue ends. One iterator serves them all:
+// the leader reads ahead this way when a consumer has fallen behind the
+// bodies it keeps in memory, instead of one point read per message.
+func (f *FSM) Messages(queue string, from uint64, fn func(seq uint64, m *Message) bool) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.st == nil {
+		return ErrClosed
+	}
+	_, upper := entryRange(kindBody, queue)
+	it, err := f.st.db.NewIter(&pebble.IterOptions{
+		LowerBound: entryKey(nil, kindBody, queue, from),
+		UpperBound: upper,
+	})
+	if err != nil {
+		return fmt.Errorf("fsm: read messages of %q: %w", queue, err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return errors.Join(fmt.Errorf("fsm: read messages of %q: %w", queue, err), it.Close())
+		}
+		m, err := decodeMessage(v)
+		if err != nil {
+			return errors.Join(fmt.Errorf("fsm: message %d of %q: %w", entrySeq(it.Key()), queue, err), it.Close())
+		}
+		if !fn(entrySeq(it.Key()), m) {
+			break
+		}
+	}
+	if err := it.Error(); err != nil {
+		return errors.Join(fmt.Errorf("fsm: read messages of %q: %w", queue, err), it.Close())
+	}
+	return it.Close()
+}
+
 // Attach calls o.Load with a view of the whole state and then registers o,
 // so that every batch applied afterwards is reported to o.Applied. No batch
 // is applied between the two. Only one observer can be attached; after a

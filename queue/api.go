@@ -20,7 +20,9 @@ type Log interface {
 
 // Store reads message bodies the engine does not keep in memory.
 type Store interface {
-	Message(queue string, seq uint64) (*fsm.Message, error)
+	// Messages calls fn for queue's stored messages from seq from on, in
+	// seq order, until fn returns false.
+	Messages(queue string, from uint64, fn func(seq uint64, m *fsm.Message) bool) error
 }
 
 // Outbound is the engine's way to a client connection. The transport

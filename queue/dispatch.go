@@ -27,19 +27,49 @@ func (e *Engine) dispatch(q *destQueue) {
 			e.expire(q, r)
 			continue
 		}
-		msg := r.msg
-		if msg == nil {
-			var err error
-			msg, err = e.store.Message(q.name, r.seq)
-			if err != nil {
-				// The entry is gone from the store (a purge racing this
-				// dispatch) or unreadable: it can't be delivered.
-				e.cfg.Logger.Warn("dispatch: read message", "queue", q.name, "seq", r.seq, "err", err)
-				e.drop(q, r)
-				continue
-			}
+		if r.msg == nil {
+			e.readAhead(q, r)
 		}
-		e.deliver(s, q, r, msg)
+		if r.msg == nil {
+			// Gone from the store (a purge racing this dispatch) or
+			// unreadable: it can't be delivered.
+			e.cfg.Logger.Warn("dispatch: stored message not found", "queue", q.name, "seq", r.seq)
+			e.drop(q, r)
+			continue
+		}
+		e.deliver(s, q, r, r.msg)
+	}
+}
+
+// Read-ahead bounds: one pass reads about readAheadBytes of bodies, and
+// passes stop adding once the cache is readAheadSlack over its budget (the
+// message being dispatched is always read).
+const (
+	readAheadBytes = 1 << 20
+	readAheadSlack = 16 << 20
+)
+
+// readAhead loads r's body, and the bodies of the pending messages stored
+// after it in q, with one sequential read. A consumer that fell behind
+// the cache would otherwise cost a random read per message, and pending
+// messages leave a queue mostly in seq order.
+func (e *Engine) readAhead(q *destQueue, r *ref) {
+	budget := readAheadBytes // counts every entry read, used or not
+	err := e.store.Messages(q.name, r.seq, func(seq uint64, m *fsm.Message) bool {
+		if seq != r.seq && (budget <= 0 || e.cacheMem >= e.cfg.CacheBytes+readAheadSlack) {
+			return false
+		}
+		budget -= len(m.Body) + 64
+		x := q.refs[seq]
+		if x == nil || x.msg != nil || (x != r && x.state != refPending) {
+			return true
+		}
+		x.msg, x.cached = m, true
+		e.cacheMem += int64(x.meta.Size)
+		return true
+	})
+	if err != nil {
+		e.cfg.Logger.Warn("dispatch: read messages", "queue", q.name, "from", r.seq, "err", err)
 	}
 }
 

@@ -324,3 +324,28 @@ func TestDurableInUse(t *testing.T) {
 		t.Fatalf("no client-id: err = %v, want ErrNoClientID", err)
 	}
 }
+
+func TestReadAheadPastTheCache(t *testing.T) {
+	// A cache of one message: the rest of the backlog must be read from
+	// the store, in order, and every message delivered once.
+	e, _ := newEngine(t, Config{CacheBytes: 1})
+	p, _ := open(t, e, "")
+	const n = 300
+	for i := 0; i < n; i++ {
+		send(t, p, "/queue/backlog", fmt.Sprintf("m%03d", i), 4)
+	}
+	c, out := open(t, e, "")
+	subscribe(t, c, SubscribeSpec{ID: "s", Destination: "/queue/backlog", Ack: AckAuto})
+	for i := 0; i < n; i++ {
+		d := out.wait(t, i)
+		if want := fmt.Sprintf("m%03d", i); string(d.Msg.Body) != want {
+			t.Fatalf("delivery %d = %q, want %q", i, d.Msg.Body, want)
+		}
+		d.Written()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cacheMem != 0 {
+		t.Fatalf("cache holds %d bytes after every message was acked", e.cacheMem)
+	}
+}
