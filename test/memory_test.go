@@ -391,10 +391,7 @@ func flood(t *testing.T, dest string, allowance func(frames int64) int64) {
 	k.alive("start")
 	mem := sampleMemory(t, srv)
 
-	c := rawDial(t, srv.Stomp, stomp.Limits{})
-	if tc, ok := c.nc.(*net.TCPConn); ok {
-		tc.SetReadBuffer(16 << 10)
-	}
+	c := rawDialSmallWindow(t, srv.Stomp)
 	c.write(frame(stomp.CONNECT, "", "accept-version", "1.2", "host", "localhost", "heart-beat", "0,0"))
 	c.expect(stomp.CONNECTED)
 	c.w.SetVersion(stomp.V12)

@@ -101,10 +101,7 @@ type stuckConn struct {
 // to q with the given prefetch and then never reads again.
 func stuckConsumer(t testing.TB, addr, q, prefetch string) *stuckConn {
 	t.Helper()
-	c := rawDial(t, addr, stomp.Limits{})
-	if tc, ok := c.nc.(*net.TCPConn); ok {
-		tc.SetReadBuffer(16 << 10) // so the kernel holds little for us
-	}
+	c := rawDialSmallWindow(t, addr)
 	c.write(frame(stomp.CONNECT, "", "accept-version", "1.2", "host", "localhost", "heart-beat", "0,0"))
 	c.expect(stomp.CONNECTED)
 	c.r.SetVersion(stomp.V12)

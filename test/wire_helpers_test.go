@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -258,7 +259,32 @@ type rawConn struct {
 // rawDial opens a TCP connection without sending anything.
 func rawDial(t testing.TB, addr string, lim stomp.Limits) *rawConn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, waitLong)
+	return rawDialWith(t, addr, lim, &net.Dialer{Timeout: waitLong})
+}
+
+// rawDialSmallWindow dials with a 16 KiB socket receive buffer, for a
+// client that stops reading: the kernel then holds little for it. The
+// buffer is set before connect, so TCP advertises the small window from
+// the handshake on; shrinking the window of a live connection instead
+// provoked retransmission stalls of seconds on loopback, which tests
+// mistook for server backpressure.
+func rawDialSmallWindow(t testing.TB, addr string) *rawConn {
+	t.Helper()
+	d := &net.Dialer{Timeout: waitLong, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	return rawDialWith(t, addr, stomp.Limits{}, d)
+}
+
+func rawDialWith(t testing.TB, addr string, lim stomp.Limits, d *net.Dialer) *rawConn {
+	t.Helper()
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}

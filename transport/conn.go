@@ -30,6 +30,15 @@ const (
 	// frameOverhead approximates the bytes of a MESSAGE frame beyond the
 	// message itself (header names, broker headers), for accounting.
 	frameOverhead = 192
+	// controlOverhead is what a queued control frame costs in memory
+	// beyond its encoded size, so that MaxOutboundBytes bounds the memory
+	// of receipts a client does not read, not just their bytes on the wire
+	// (a RECEIPT of 33 bytes takes about 130 of heap): the *stomp.Frame
+	// (64 bytes), a header (32) and a queue slot (24) twice, since the
+	// writer holds one queue while the next one fills, less the command
+	// and header name, which are constants. TestControlFrameCost checks it
+	// against the heap.
+	controlOverhead = 128
 )
 
 // conn is one client connection. The reader goroutine (serve, readLoop)
@@ -246,14 +255,17 @@ func (c *conn) untrack() {
 	c.mu.Unlock()
 }
 
+// receiptFrame returns the RECEIPT for id. It copies id: a receipt header
+// read by stomp.Reader shares one string with all the headers of its
+// frame, which a queued RECEIPT must not keep alive.
 func receiptFrame(id string) *stomp.Frame {
-	return &stomp.Frame{Command: stomp.RECEIPT, Headers: []stomp.Header{{Key: "receipt-id", Value: id}}}
+	return &stomp.Frame{Command: stomp.RECEIPT, Headers: []stomp.Header{{Key: "receipt-id", Value: strings.Clone(id)}}}
 }
 
 // queueControl queues a frame other than MESSAGE; it is dropped when the
 // connection is closing, so nothing is written after Server.Close.
 func (c *conn) queueControl(f *stomp.Frame) {
-	size := frameSize(f)
+	size := frameSize(f) + controlOverhead
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -382,9 +394,11 @@ func (c *conn) writeLoop() {
 		}
 
 		dels = dels[:0]
+		var failed *queue.Delivery // the delivery whose write failed
 		n, ctrl, err := 0, 0, error(nil)
 		for _, it := range batch {
 			if err = c.writeItem(it); err != nil {
+				failed = it.d
 				break
 			}
 			n += it.size
@@ -411,6 +425,19 @@ func (c *conn) writeLoop() {
 		if err != nil {
 			if !closing {
 				c.log.Debug("write failed; closing connection", "err", err)
+			}
+			// The buffered writer sends in chunks as it fills, so the
+			// kernel may have taken any part of the frames handed to it,
+			// the failed one included: the client may hold them, and the
+			// engine must flag them redelivered when it gives them back.
+			// (If the encoder refused the failed frame, nothing of it was
+			// sent; flagging it anyway errs on the safe side.) The items
+			// after it were never written: nothing to say.
+			for _, d := range dels {
+				c.srv.writeFailed(d)
+			}
+			if failed != nil {
+				c.srv.writeFailed(failed)
 			}
 			c.shutdown(nil, false)
 			return

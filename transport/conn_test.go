@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -199,6 +201,141 @@ func TestSlowConsumerClosed(t *testing.T) {
 	}
 	if w := int64(e.numWritten()); w >= f.delivered.Load() {
 		t.Errorf("%d of %d deliveries marked written to a client that does not read", w, f.delivered.Load())
+	}
+}
+
+// cutListener's connections take limit bytes of writes, then fail every
+// write as if it timed out: a client that stopped reading, with the
+// kernel's buffers full.
+type cutListener struct {
+	net.Listener
+	limit int
+}
+
+func (l cutListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &cutConn{Conn: nc, left: l.limit}, nil
+}
+
+type cutConn struct {
+	net.Conn
+	left int
+}
+
+func (c *cutConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p[:min(len(p), c.left)])
+	c.left -= n
+	if err == nil && n < len(p) {
+		err = os.ErrDeadlineExceeded
+	}
+	return n, err
+}
+
+// TestWriteFailedReported: when a write fails, the deliveries whose frames
+// were handed to the writer may have reached the client in full or in
+// part, so each is reported to the engine, which flags its redelivery;
+// those never written are not.
+func TestWriteFailedReported(t *testing.T) {
+	checkLeaks(t)
+	const cut, n, size = 100_000, 40, 16 << 10
+	b := newFakeBroker(true)
+	e := newEnvListener(t, Config{}, b, func(l net.Listener) net.Listener { return cutListener{l, cut} })
+	c := e.dial()
+	c.send(stomp.CONNECT, "accept-version", "1.2")
+	s := b.session(t)
+	// Read CONNECTED byte by byte, so that nothing after it is consumed.
+	_ = c.nc.SetReadDeadline(time.Now().Add(waitFor))
+	for one := []byte{1}; one[0] != 0; {
+		if _, err := c.nc.Read(one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		s.out.Deliver(delivery(strconv.Itoa(i), size))
+	}
+	s.waitClosed(t)
+
+	// What reached the client: complete frames, then maybe part of one.
+	got, err := io.ReadAll(c.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := bytes.Count(got, []byte("MESSAGE\n"))
+	complete := 0
+	for r := stomp.NewReader(bytes.NewReader(got), stomp.Limits{}); ; complete++ {
+		if _, err := r.ReadFrame(); err != nil {
+			break
+		}
+	}
+	t.Logf("the client got %d complete MESSAGE frames and %d in part", complete, started-complete)
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.failed) == 0 {
+		t.Fatal("no delivery reported as failed")
+	}
+	reported := map[int]string{}
+	for what, ds := range map[string][]*queue.Delivery{"written": e.written, "failed": e.failed} {
+		for _, d := range ds {
+			i, _ := strconv.Atoi(d.Msg.ID)
+			if reported[i] != "" {
+				t.Errorf("delivery %d reported %s, then %s", i, reported[i], what)
+			}
+			reported[i] = what
+		}
+	}
+	for i := range started {
+		if reported[i] == "" || i >= complete && reported[i] != "failed" {
+			t.Errorf("delivery %d: reported %q, but its frame reached the client (complete %v)", i, reported[i], i < complete)
+		}
+	}
+	// A delivery is written only after those before it went to the socket
+	// or to the writer's 64 KiB buffer.
+	for i, what := range reported {
+		if i*size > cut+64<<10 {
+			t.Errorf("delivery %d reported %s, but it was never written", i, what)
+		}
+	}
+}
+
+// TestControlFrameCost: what a queued RECEIPT is charged against
+// MaxOutboundBytes covers what it holds in the heap, the SEND frame it
+// answers included (it must not keep it alive), within a factor of two.
+func TestControlFrameCost(t *testing.T) {
+	const n = 100_000
+	var in bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&in, "SEND\ndestination:/queue/orders.eu-west\nreceipt:r-%d\n\n\x00", i)
+	}
+	rd := stomp.NewReader(&in, stomp.Limits{})
+	c := &conn{cfg: &Config{MaxOutboundBytes: math.MaxInt}, wake: make(chan struct{}, 1)}
+	c.cond.L = &c.mu
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range n {
+		f, err := rd.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.track(f)(nil)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(&in) // its bytes were counted before
+
+	if len(c.out) != n {
+		t.Fatalf("%d frames queued, want %d", len(c.out), n)
+	}
+	heap := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+	charged := float64(c.ctrlBytes) / n
+	t.Logf("a queued RECEIPT takes %.0f bytes of heap and is charged %.0f", heap, charged)
+	if heap > charged || charged > 2*heap {
+		t.Errorf("a queued RECEIPT takes %.0f bytes of heap but is charged %.0f", heap, charged)
 	}
 }
 

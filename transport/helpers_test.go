@@ -189,6 +189,7 @@ type env struct {
 	served  chan error
 	mu      sync.Mutex
 	written []*queue.Delivery
+	failed  []*queue.Delivery // reported by writeFailed
 }
 
 // newEnv starts a server. It checks, when the test ends, that the server
@@ -215,6 +216,11 @@ func newEnvListener(t *testing.T, cfg Config, b *fakeBroker, wrap func(net.Liste
 	e.srv.written = func(d *queue.Delivery) {
 		e.mu.Lock()
 		e.written = append(e.written, d)
+		e.mu.Unlock()
+	}
+	e.srv.writeFailed = func(d *queue.Delivery) {
+		e.mu.Lock()
+		e.failed = append(e.failed, d)
 		e.mu.Unlock()
 	}
 	go func() { e.served <- e.srv.Serve(l) }()

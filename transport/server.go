@@ -58,7 +58,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// MaxOutboundBytes bounds the frames queued for one connection: above
 	// it the engine is told to hold deliveries back, and the reader stops
-	// reading while receipts and errors alone exceed it (4 MiB).
+	// reading while receipts and errors alone exceed it (4 MiB). Frames
+	// count their encoded size; receipts and errors also the memory they
+	// take beyond it, which for small ones is most of their cost.
 	MaxOutboundBytes int
 	// MaxPendingOps bounds the operations of one connection awaiting
 	// completion (raft commit); at the limit the connection stops reading,
@@ -122,10 +124,13 @@ type Server struct {
 	idPrefix string
 	nextID   atomic.Uint64
 
-	// written tells the engine a delivery's frame reached the socket. It
-	// is (*queue.Delivery).Written; tests replace it, since a Delivery
-	// made outside the engine cannot be marked written.
-	written func(*queue.Delivery)
+	// written tells the engine a delivery's frame reached the socket, and
+	// writeFailed that the connection failed while the frame was being
+	// written, so part of it may have reached the client. They are
+	// (*queue.Delivery).Written and WriteFailed; tests replace them, since
+	// a Delivery made outside the engine cannot be marked.
+	written     func(*queue.Delivery)
+	writeFailed func(*queue.Delivery)
 
 	mu        sync.Mutex
 	closed    bool
@@ -151,13 +156,14 @@ func NewServer(cfg Config, b Broker, log *slog.Logger) *Server {
 	var p [6]byte
 	_, _ = rand.Read(p[:]) // crypto/rand.Read never fails
 	return &Server{
-		cfg:       cfg,
-		broker:    b,
-		log:       log,
-		idPrefix:  hex.EncodeToString(p[:]) + "-",
-		written:   (*queue.Delivery).Written,
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*conn]struct{}),
+		cfg:         cfg,
+		broker:      b,
+		log:         log,
+		idPrefix:    hex.EncodeToString(p[:]) + "-",
+		written:     (*queue.Delivery).Written,
+		writeFailed: (*queue.Delivery).WriteFailed,
+		listeners:   make(map[net.Listener]struct{}),
+		conns:       make(map[*conn]struct{}),
 	}
 }
 

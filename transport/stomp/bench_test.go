@@ -42,25 +42,35 @@ func (l *loopReader) Read(p []byte) (int, error) {
 func BenchmarkReadFrame(b *testing.B) {
 	for _, v := range []Version{V10, V12} {
 		b.Run(string(v), func(b *testing.B) {
-			var buf bytes.Buffer
-			w := NewWriter(&buf)
-			w.SetVersion(v)
-			if err := w.WriteFrame(benchFrame()); err != nil {
-				b.Fatal(err)
-			}
-			if err := w.Flush(); err != nil {
-				b.Fatal(err)
-			}
-			r := NewReader(&loopReader{data: buf.Bytes()}, Limits{})
-			r.SetVersion(v)
-			b.SetBytes(int64(buf.Len()))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := r.ReadFrame(); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchReadFrame(b, v, Limits{})
 		})
+	}
+}
+
+// BenchmarkReadFrameSmallLimits: limits below the read buffer's size take
+// the Reader's careful path, which checks them before waiting for more.
+func BenchmarkReadFrameSmallLimits(b *testing.B) {
+	benchReadFrame(b, V12, Limits{MaxFrameSize: 16 << 10, MaxHeaderLine: 1024})
+}
+
+func benchReadFrame(b *testing.B, v Version, lim Limits) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.SetVersion(v)
+	if err := w.WriteFrame(benchFrame()); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	r := NewReader(&loopReader{data: buf.Bytes()}, lim)
+	r.SetVersion(v)
+	b.SetBytes(int64(buf.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.ReadFrame(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

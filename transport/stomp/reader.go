@@ -3,6 +3,7 @@ package stomp
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -15,7 +16,8 @@ const (
 
 	// eagerBody is the largest content-length body allocated in one piece
 	// before its bytes arrive. Larger bodies grow as data comes in, so a peer
-	// that announces a 100 MiB body and then stalls holds only what it sent.
+	// that announces a 100 MiB body and then stalls holds about what it sent
+	// (readGrowing).
 	eagerBody = 1 << 20
 
 	// scratchKeep caps the scratch buffers a Reader keeps between frames; one
@@ -209,29 +211,38 @@ func (r *Reader) skipEOLs() error {
 // is valid until the next read. It adds the bytes consumed to *size and
 // enforces MaxFrameSize and MaxHeaderLine.
 func (r *Reader) readLine(size *int) ([]byte, error) {
-	b, err := r.br.ReadSlice('\n')
+	// More bytes than these without a LF break a limit whatever follows:
+	// a line holds MaxHeaderLine bytes and maybe the CR of its CRLF, and
+	// the frame must keep room for the LF. (A line one byte over its limit
+	// and not ending in CR is thus caught when its LF arrives.)
+	maxLine := r.lim.MaxHeaderLine + 1
+	maxFrame := r.lim.MaxFrameSize - *size - 1
+	limit := min(maxLine, maxFrame)
+	b, err := r.readSlice('\n', limit)
 	if err == bufio.ErrBufferFull {
 		// Longer than the buffer: assemble it, bounded by the limits.
-		r.line = append(r.line[:0], b...)
+		r.line = r.line[:0]
 		for err == bufio.ErrBufferFull {
-			if len(r.line) > r.lim.MaxHeaderLine+1 { // +1: a CR may precede the LF
-				return nil, r.lineTooLong()
-			}
-			if *size+len(r.line) > r.lim.MaxFrameSize {
-				return nil, r.frameTooLarge()
-			}
-			b, err = r.br.ReadSlice('\n')
 			r.line = append(r.line, b...)
+			b, err = r.readSlice('\n', limit-len(r.line))
 		}
-		b = r.line
+		if err == nil {
+			r.line = append(r.line, b...)
+			b = r.line
+		}
+	}
+	if err == errPastLimit {
+		// Name the limit the stream crossed first, so that the error does
+		// not depend on how its bytes arrived.
+		if maxLine <= maxFrame {
+			return nil, r.lineTooLong()
+		}
+		return nil, r.frameTooLarge()
 	}
 	if err != nil {
 		return nil, r.inFrame(err)
 	}
-	*size += len(b)
-	if *size > r.lim.MaxFrameSize {
-		return nil, r.frameTooLarge()
-	}
+	*size += len(b) // within MaxFrameSize: len(b)-1 <= maxFrame
 	b = b[:len(b)-1]
 	if n := len(b); n > 0 && b[n-1] == '\r' {
 		b = b[:n-1]
@@ -246,6 +257,53 @@ func (r *Reader) readLine(size *int) ([]byte, error) {
 		return nil, r.lineTooLong()
 	}
 	return b, nil
+}
+
+// errPastLimit is readSlice's report that a limit is broken; its callers
+// turn it into the *Error of that limit.
+var errPastLimit = errors.New("stomp: past the limit")
+
+// readSlice is bufio.Reader.ReadSlice(delim) bounded by limit, the most bytes
+// that may precede delim. ReadSlice returns only at delim or when the buffer
+// (bufSize) is full, so a peer that sent more than a smaller limit and then
+// stalled would keep its connection, and the bytes it holds, until its next
+// byte. readSlice instead returns errPastLimit as soon as more than limit
+// bytes are buffered without delim, or precede it.
+//
+// Like ReadSlice, it consumes and returns the bytes up to and including
+// delim, or the whole buffer with bufio.ErrBufferFull when delim is not in
+// it; the slice is valid until the next read.
+func (r *Reader) readSlice(delim byte, limit int) ([]byte, error) {
+	if limit >= r.br.Size() {
+		// The buffer fills before the limit is crossed, so ReadSlice does
+		// not wait past it. This is the path of the default limits, and
+		// saves the calls below.
+		return r.br.ReadSlice(delim)
+	}
+	scanned := 0 // bytes already known not to hold delim
+	for {
+		b, _ := r.br.Peek(r.br.Buffered()) // cannot fail: the bytes are buffered
+		if i := bytes.IndexByte(b[scanned:], delim); i >= 0 {
+			i += scanned
+			if i > limit {
+				return nil, errPastLimit
+			}
+			_, _ = r.br.Discard(i + 1)
+			return b[:i+1], nil
+		}
+		if len(b) > limit {
+			return nil, errPastLimit
+		}
+		if len(b) == r.br.Size() {
+			_, _ = r.br.Discard(len(b))
+			return b, bufio.ErrBufferFull
+		}
+		scanned = len(b)
+		// Wait for more: one read, however many bytes it brings.
+		if _, err := r.br.Peek(len(b) + 1); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // readBodyN reads a body of exactly n bytes and the NUL after it. size is
@@ -277,9 +335,11 @@ func (r *Reader) readBodyN(n, size int) ([]byte, error) {
 	return body, nil
 }
 
-// readGrowing reads n bytes into a buffer that doubles as data arrives.
+// readGrowing reads n bytes into a buffer that starts at what one read
+// brings (bufSize) and doubles as data arrives, so a peer that announces a
+// large body and stalls holds less than twice what it sent.
 func (r *Reader) readGrowing(n int) ([]byte, error) {
-	body := make([]byte, 0, eagerBody)
+	body := make([]byte, 0, min(n, bufSize))
 	for len(body) < n {
 		if len(body) == cap(body) {
 			nb := make([]byte, len(body), min(2*cap(body), n))
@@ -298,12 +358,10 @@ func (r *Reader) readGrowing(n int) ([]byte, error) {
 // readBodyNUL reads a body that runs to the first NUL, growing it as data
 // arrives. size is the frame's size so far.
 func (r *Reader) readBodyNUL(size int) ([]byte, error) {
-	b, err := r.br.ReadSlice(0)
+	limit := r.lim.MaxFrameSize - size // the body bytes the frame has room for
+	b, err := r.readSlice(0, limit)
 	if err == nil {
 		// The common case: the whole body is in the buffer.
-		if size+len(b)-1 > r.lim.MaxFrameSize {
-			return nil, r.frameTooLarge()
-		}
 		if len(b) == 1 {
 			return nil, nil
 		}
@@ -312,19 +370,15 @@ func (r *Reader) readBodyNUL(size int) ([]byte, error) {
 	var body []byte
 	for err == bufio.ErrBufferFull {
 		body = append(body, b...)
-		if size+len(body) > r.lim.MaxFrameSize {
-			return nil, r.frameTooLarge()
-		}
-		b, err = r.br.ReadSlice(0)
+		b, err = r.readSlice(0, limit-len(body))
+	}
+	if err == errPastLimit {
+		return nil, r.frameTooLarge()
 	}
 	if err != nil {
 		return nil, r.inFrame(err)
 	}
-	body = append(body, b[:len(b)-1]...)
-	if size+len(body) > r.lim.MaxFrameSize {
-		return nil, r.frameTooLarge()
-	}
-	return body, nil
+	return append(body, b[:len(b)-1]...), nil
 }
 
 func (r *Reader) frameTooLarge() error {

@@ -350,9 +350,15 @@ func TestHugeContentLengthAllocatesNothing(t *testing.T) {
 			t.Errorf("%q: allocated %d bytes", input, n)
 		}
 	}
-	input := "SEND\ncontent-length:100000000\n\n" + strings.Repeat("x", 1000)
-	if n := bytesPerRead(input, io.ErrUnexpectedEOF); n > bufSize+eagerBody+4096 {
-		t.Errorf("a stalled 100 MB body allocated %d bytes, want about %d", n, bufSize+eagerBody)
+	// A body within the limit that stalls costs the Reader's buffer and
+	// what arrived: the body buffer starts at bufSize and doubles, so all
+	// its allocations add up to less than four times what was sent.
+	for _, sent := range []int{1000, 300 << 10} {
+		input := "SEND\ncontent-length:100000000\n\n" + strings.Repeat("x", sent)
+		want := uint64(bufSize + max(4*sent, bufSize) + 4096)
+		if n := bytesPerRead(input, io.ErrUnexpectedEOF); n > want {
+			t.Errorf("a 100 MB body stalled after %d bytes allocated %d bytes, want at most %d", sent, n, want)
+		}
 	}
 }
 
@@ -796,4 +802,99 @@ func TestFrameHeaderMethods(t *testing.T) {
 	if _, ok := f.Lookup("a"); ok || f.Get("b") != "2" {
 		t.Error("Lookup or Get wrong")
 	}
+}
+
+// TestLimitBrokenBeforeStall: a frame already past a limit is refused with
+// the bytes at hand, not after the next ones arrive: a peer that sends too
+// much and then stalls must not keep its connection. One within the limits
+// so far waits for more.
+func TestLimitBrokenBeforeStall(t *testing.T) {
+	errStalled := errors.New("stalled: the reader asked for more")
+	lim := Limits{MaxFrameSize: 16, MaxHeaderLine: 8}
+	for _, tc := range []struct {
+		name, input string
+		want        error
+	}{
+		{"command line", "COMMAND123", ErrHeaderTooLong},
+		{"header line", "SEND\nk:12345678", ErrHeaderTooLong},
+		{"header line up to its CR", "SEND\nk:1234567\r", ErrHeaderTooLong},
+		{"header line at the limit and a CR", "SEND\nk:123456\r", errStalled},
+		{"header line one over, before its line end", "SEND\nk:1234567", errStalled},
+		{"header lines past the frame size", "SEND\nab:defg\nh:ij", ErrFrameTooLarge},
+		{"no room left for the blank line", "SEND\nab:cdef\nh:\n", ErrFrameTooLarge},
+		{"body without NUL", "SEND\n\n" + strings.Repeat("x", 11), ErrFrameTooLarge},
+		{"body at the limit", "SEND\n\n" + strings.Repeat("x", 10), errStalled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, split := range []bool{false, true} {
+				var src io.Reader = strings.NewReader(tc.input)
+				if split {
+					src = iotest.OneByteReader(src)
+				}
+				r := NewReader(io.MultiReader(src, iotest.ErrReader(errStalled)), lim)
+				if _, err := r.ReadFrame(); !errors.Is(err, tc.want) {
+					t.Fatalf("one byte per read %v: err = %v, want %v", split, err, tc.want)
+				}
+			}
+		})
+	}
+
+	// A line longer than the read buffer, within the limit, is assembled;
+	// past the limit it is refused without waiting for its end.
+	t.Run("line longer than the buffer", func(t *testing.T) {
+		lim := Limits{MaxHeaderLine: bufSize + 100}
+		for _, tc := range []struct {
+			n    int
+			want error
+		}{{bufSize + 101, errStalled}, {bufSize + 102, ErrHeaderTooLong}} {
+			input := "SEND\nk:" + strings.Repeat("v", tc.n-2)
+			r := NewReader(io.MultiReader(strings.NewReader(input), iotest.ErrReader(errStalled)), lim)
+			if _, err := r.ReadFrame(); !errors.Is(err, tc.want) {
+				t.Fatalf("%d bytes without LF: err = %v, want %v", tc.n, err, tc.want)
+			}
+		}
+	})
+
+	// An endless line or body trickling in is refused once the limit is
+	// passed, long before the 64 KiB read buffer fills.
+	for _, tc := range []struct {
+		name, head string
+		lim        Limits
+		want       error
+	}{
+		{"line", "SEND\nk:", Limits{MaxHeaderLine: 512}, ErrHeaderTooLong},
+		{"body", "SEND\n\n", Limits{MaxFrameSize: 16 << 10}, ErrFrameTooLarge},
+	} {
+		t.Run("endless "+tc.name, func(t *testing.T) {
+			src := &countingReader{r: iotest.OneByteReader(io.MultiReader(strings.NewReader(tc.head), endless('x')))}
+			if _, err := NewReader(src, tc.lim).ReadFrame(); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			limit := max(tc.lim.MaxHeaderLine, tc.lim.MaxFrameSize)
+			if src.n > len(tc.head)+limit+2 {
+				t.Errorf("read %d bytes before refusing a limit of %d", src.n, limit)
+			}
+		})
+	}
+}
+
+// endless is an endless stream of one byte.
+type endless byte
+
+func (e endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(e)
+	}
+	return len(p), nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
