@@ -22,9 +22,9 @@ const (
 	DefaultDataDir            = "./raftmq-data"
 	DefaultStompAddr          = "127.0.0.1:61613"
 	DefaultRaftAddr           = "127.0.0.1:61619"
-	DefaultSnapshotThreshold  = 16384
-	DefaultSnapshotInterval   = 30 * time.Second
-	DefaultTrailingLogs       = 10240
+	DefaultSnapshotThreshold  = 2048
+	DefaultSnapshotInterval   = 10 * time.Second
+	DefaultTrailingLogs       = 1024
 	DefaultMaxBatchCommands   = 1024
 	DefaultMaxBatchBytes      = 4 << 20
 	DefaultMaxInflightEntries = 64
@@ -65,13 +65,18 @@ type Config struct {
 	Logger *slog.Logger
 
 	// SnapshotThreshold is how many log entries since the last snapshot
-	// make raft take one (16384). Each entry is a batch of commands.
+	// make raft take one (2048). Each entry is a batch of up to
+	// MaxBatchCommands commands, often a few hundred KiB under load, so
+	// raft's default of 8192 entries let the log grow to gigabytes; the
+	// FSM's state (pending messages only) is what a snapshot copies.
 	SnapshotThreshold uint64
-	// SnapshotInterval is how often raft checks the threshold (30s).
+	// SnapshotInterval is how often raft checks the threshold (10s): the
+	// log grows by this much traffic beyond the threshold, and boltdb
+	// keeps the high-water mark as file size (reusing the pages).
 	SnapshotInterval time.Duration
 	// TrailingLogs is how many entries a snapshot leaves in the log, so a
 	// follower slightly behind catches up from the log instead of a whole
-	// snapshot (10240).
+	// snapshot (1024, batches as above).
 	TrailingLogs uint64
 
 	// Group commit: one raft log entry holds at most MaxBatchCommands

@@ -384,7 +384,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if c.ID != "n1" || c.Group != "default" || c.DataDir != "./raftmq-data" ||
 		c.StompAddr != "127.0.0.1:61613" || c.RaftAddr != "127.0.0.1:61619" ||
-		c.Queue.MessageIDPrefix != "default-n1" || c.SnapshotThreshold != 16384 ||
+		c.Queue.MessageIDPrefix != "default-n1" || c.SnapshotThreshold != 2048 ||
 		c.MaxBatchCommands != 1024 || c.MaxBatchBytes != 4<<20 || c.MaxInflightEntries != 64 ||
 		c.Logger == nil || c.Transport.ServerName == "" || c.Queue.DefaultPrefetch == 0 {
 		t.Errorf("defaults not filled: %+v", c)
