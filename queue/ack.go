@@ -186,6 +186,18 @@ func (s *Session) Commit(id string, done func(error)) error {
 		e.mu.Unlock()
 		return ErrUnknownTx
 	}
+	// The non-persistent sends are routed after the commit applied: check
+	// their memory now, so that the transaction fails whole or not at all.
+	var memBytes int64
+	for _, m := range t.sends {
+		if !m.Persistent {
+			memBytes += int64(m.Size())
+		}
+	}
+	if e.npBytes+memBytes > e.cfg.NonPersistentBytes {
+		e.mu.Unlock()
+		return ErrMemoryLimit
+	}
 	delete(s.txs, id)
 
 	var cmds []fsm.Command

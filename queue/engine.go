@@ -40,17 +40,16 @@ type Engine struct {
 
 // destQueue is a queue of messages with competing consumers: a /queue/
 // destination, a durable subscription's store queue, or the private
-// backlog of one non-durable topic subscriber (stored == false).
+// backlog of one non-durable topic subscriber (held in memory only).
 type destQueue struct {
 	name      string // store queue name, or the topic for a subscriber backlog
-	stored    bool
 	pending   pendingList
 	refs      map[uint64]*ref // stored refs by seq, pending or in flight
 	consumers []*subscription
-	rr        int // round-robin cursor into consumers
-	expiring  int // pending refs with an expiry, to skip sweeping the rest
-	backlog   int // >0: drop the oldest beyond this many pending (topic subscribers)
-	dropped   uint64
+	rr        int    // round-robin cursor into consumers
+	expiring  int    // pending refs with an expiry, to skip sweeping the rest
+	backlog   int    // >0: drop the oldest beyond this many pending (topic subscribers)
+	dropped   uint64 // messages a slow topic subscriber lost
 }
 
 type topic struct {
@@ -196,7 +195,7 @@ func (e *Engine) Applied(changes []fsm.Change) {
 func (e *Engine) queue(name string) *destQueue {
 	q := e.queues[name]
 	if q == nil {
-		q = &destQueue{name: name, stored: true, refs: make(map[uint64]*ref)}
+		q = &destQueue{name: name, refs: make(map[uint64]*ref)}
 		e.queues[name] = q
 	}
 	return q

@@ -179,15 +179,25 @@ func (e *Engine) fanout(s *subscription, m *fsm.Message) {
 		if old := q.pending.pop(); old != nil {
 			e.take(q, old)
 			e.drop(q, old)
-			q.dropped++
+			e.lost(s)
 		}
 	}
 	if e.npBytes+int64(meta.Size) > e.cfg.NonPersistentBytes {
-		q.dropped++
+		e.lost(s)
 		return
 	}
 	e.npBytes += int64(meta.Size)
 	e.insert(q, &ref{meta: meta, msg: m})
+}
+
+// lost counts a message a slow topic subscriber will never see, and says
+// so once per subscription.
+func (e *Engine) lost(s *subscription) {
+	if s.q.dropped == 0 {
+		e.cfg.Logger.Warn("topic subscriber is not keeping up: dropping its oldest messages",
+			"topic", s.dest, "subscription", s.id, "backlog", s.q.backlog)
+	}
+	s.q.dropped++
 }
 
 func (s *Session) usable() error {
