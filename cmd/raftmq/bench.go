@@ -83,9 +83,9 @@ func bench(c benchConfig) (*benchResult, error) {
 	defer cancel()
 
 	var received atomic.Int64
+	allReceived := make(chan struct{}) // closed by the consumer that takes the last message
 	consumersDone := make(chan error, c.consumers)
 	var lastRecv atomic.Int64
-	start := time.Now()
 	var consumerConns []*client.Conn
 	for i := 0; i < c.consumers; i++ {
 		conn, err := client.Dial(ctx, c.addr, client.Options{})
@@ -98,7 +98,7 @@ func bench(c benchConfig) (*benchResult, error) {
 			return nil, fmt.Errorf("consumer %d subscribe: %w", i, err)
 		}
 		go func() {
-			consumersDone <- consume(ctx, conn, sub, c, &received, &lastRecv)
+			consumersDone <- consume(ctx, conn, sub, c, &received, &lastRecv, allReceived)
 		}()
 	}
 	defer func() {
@@ -115,7 +115,7 @@ func bench(c benchConfig) (*benchResult, error) {
 	lat := make([][]time.Duration, c.producers)
 	errs := make(chan error, c.producers)
 	var wg sync.WaitGroup
-	start = time.Now()
+	start := time.Now()
 	for p := 0; p < c.producers; p++ {
 		n := c.messages / c.producers
 		if p < c.messages%c.producers {
@@ -199,27 +199,29 @@ func produce(ctx context.Context, c benchConfig, n int, body []byte, hdr stomp.H
 	return lat, conn.Disconnect(ctx)
 }
 
-func consume(ctx context.Context, conn *client.Conn, sub *client.Subscription, c benchConfig, received, last *atomic.Int64) error {
+func consume(ctx context.Context, conn *client.Conn, sub *client.Subscription, c benchConfig, received, last *atomic.Int64, all chan struct{}) error {
 	for {
-		if received.Load() >= int64(c.messages) {
-			return nil
-		}
 		select {
+		case <-all:
+			return nil
 		case <-ctx.Done():
 			return fmt.Errorf("consumer: %d of %d messages received: %w", received.Load(), c.messages, ctx.Err())
 		case <-conn.Done():
-			if received.Load() >= int64(c.messages) {
-				return nil
-			}
 			return fmt.Errorf("consumer connection: %w", conn.Err())
-		case m := <-sub.C():
+		case m, ok := <-sub.C():
+			if !ok {
+				return fmt.Errorf("consumer subscription ended after %d messages: %w", received.Load(), conn.Err())
+			}
 			if c.ack != "auto" {
 				if err := conn.Ack(m, ""); err != nil {
 					return err
 				}
 			}
-			received.Add(1)
 			last.Store(time.Now().UnixNano())
+			if received.Add(1) == int64(c.messages) {
+				close(all)
+				return nil
+			}
 		}
 	}
 }
