@@ -65,16 +65,17 @@ type conn struct {
 
 	wake chan struct{} // capacity 1: the queue has frames, or closing
 
-	mu        sync.Mutex
-	cond      sync.Cond // on mu: pending or ctrlBytes fell, or closing
-	sess      Session
-	out       []outItem
-	outBytes  int  // bytes of frames queued or being written
-	ctrlBytes int  // the part of outBytes that is not MESSAGE frames
-	blocked   bool // Writable said no: Resume is owed once drained
-	pending   int  // operations whose done has not run yet
-	closing   bool // no more output is queued; the writer ends the connection
-	linger    bool // after the last frame, drain input before closing
+	mu           sync.Mutex
+	cond         sync.Cond // on mu: pending or ctrlBytes fell, or closing
+	sess         Session
+	out          []outItem
+	outBytes     int  // bytes of frames queued or being written
+	ctrlBytes    int  // the part of outBytes that is not MESSAGE frames
+	blocked      bool // Writable said no: Resume is owed once drained
+	pending      int  // operations whose done has not run yet
+	pendingBytes int  // their message bytes
+	closing      bool // no more output is queued; the writer ends the connection
+	linger       bool // after the last frame, drain input before closing
 }
 
 // outItem is a queued frame: a control frame (CONNECTED, RECEIPT, ERROR),
@@ -199,7 +200,8 @@ func (c *conn) readErr(err error, connected bool) error {
 func (c *conn) waitRoom() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for !c.closing && (c.pending >= c.cfg.MaxPendingOps || c.ctrlBytes >= c.cfg.MaxOutboundBytes) {
+	for !c.closing && (c.pending >= c.cfg.MaxPendingOps || c.pendingBytes >= c.cfg.MaxPendingBytes ||
+		c.ctrlBytes >= c.cfg.MaxOutboundBytes) {
 		c.cond.Wait()
 	}
 	if c.closing {
@@ -230,9 +232,12 @@ func (c *conn) isClosing() bool {
 // when the Session refused the call outright.
 func (c *conn) track(f *stomp.Frame) func(error) {
 	receipt, wantReceipt := f.Lookup("receipt")
-	cmd := f.Command // not f: the callback must not keep the frame alive
+	// Neither f nor a slice of its header block: the callback must not
+	// keep the frame alive while raft commits it.
+	receipt, cmd, size := strings.Clone(receipt), f.Command, len(f.Body)
 	c.mu.Lock()
 	c.pending++
+	c.pendingBytes += size
 	c.mu.Unlock()
 	return func(err error) {
 		if err != nil {
@@ -241,16 +246,14 @@ func (c *conn) track(f *stomp.Frame) func(error) {
 		} else if wantReceipt {
 			c.queueControl(receiptFrame(receipt))
 		}
-		c.mu.Lock()
-		c.pending--
-		c.cond.Broadcast()
-		c.mu.Unlock()
+		c.untrack(size)
 	}
 }
 
-func (c *conn) untrack() {
+func (c *conn) untrack(size int) {
 	c.mu.Lock()
 	c.pending--
+	c.pendingBytes -= size
 	c.cond.Broadcast()
 	c.mu.Unlock()
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 	"time"
 
 	"github.com/raftmq/raftmq/fsm"
@@ -639,5 +640,49 @@ func TestEncodable(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestMaxPendingBytes: large SENDs still waiting for their commit pause
+// the reader by their bytes, not only by their count.
+func TestMaxPendingBytes(t *testing.T) {
+	b := newFakeBroker(false)
+	e := newEnv(t, Config{MaxPendingBytes: 150 << 10}, b)
+	c, _ := e.connect("1.2")
+	s := b.session(t)
+	body := strings.Repeat("x", 100<<10)
+	for i := range 3 {
+		f := frame(stomp.SEND, "destination", "/queue/a", "receipt", fmt.Sprint("r", i))
+		f.Body = []byte(body)
+		c.write(f)
+	}
+	first := s.next(t, "send")
+	second := s.next(t, "send") // 100 KiB pending, under the limit: read
+	s.noCall(t)                 // 200 KiB pending: the third waits
+	first.done(nil)
+	c.expect(stomp.RECEIPT, "receipt-id", "r0")
+	third := s.next(t, "send") // 100 KiB pending again
+	second.done(nil)
+	third.done(nil)
+}
+
+// TestStoredHeadersOwnTheirMemory: the message handed to the engine keeps
+// only the sender's headers, in a string of its own, not the frame's
+// header block with a (large) receipt header in it.
+func TestStoredHeadersOwnTheirMemory(t *testing.T) {
+	hs := []stomp.Header{{Key: "destination", Value: "/queue/a"}, {Key: "receipt", Value: strings.Repeat("r", 60<<10)},
+		{Key: "app", Value: "one"}, {Key: "x", Value: "y"}}
+	got := ownHeaders(hs)
+	if len(got) != 2 || got[0] != (fsm.Header{Key: "app", Value: "one"}) || got[1] != (fsm.Header{Key: "x", Value: "y"}) {
+		t.Fatalf("ownHeaders = %+v", got)
+	}
+	// One block of exactly the kept bytes, in order.
+	start := uintptr(unsafe.Pointer(unsafe.StringData(got[0].Key)))
+	end := uintptr(unsafe.Pointer(unsafe.StringData(got[1].Value))) + uintptr(len(got[1].Value))
+	if n := end - start; n != uintptr(len("appone")+len("xy")) {
+		t.Fatalf("kept headers span %d bytes, want %d", n, len("appone")+len("xy"))
+	}
+	if ownHeaders(hs[:2]) != nil {
+		t.Fatal("no own headers should give nil")
 	}
 }

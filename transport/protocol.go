@@ -103,7 +103,7 @@ func (c *conn) connect(f *stomp.Frame) error {
 func (c *conn) call(f *stomp.Frame, op func(done func(error)) error) error {
 	done := c.track(f)
 	if err := op(done); err != nil {
-		c.untrack()
+		c.untrack(len(f.Body))
 		return engineErr(f.Get("receipt"), err)
 	}
 	return nil
@@ -121,7 +121,10 @@ func (c *conn) send(f *stomp.Frame) error {
 	if dest == "" {
 		return frameErr(f, "SEND frame has no destination")
 	}
-	m := &fsm.Message{Destination: dest, Body: f.Body, Priority: 4, Persistent: true}
+	// The message outlives the frame (in the engine's memory, in a
+	// transaction): copy what it keeps, since the reader slices every
+	// header of a frame from one string, dropped headers included.
+	m := &fsm.Message{Destination: strings.Clone(dest), Body: f.Body, Priority: 4, Persistent: true}
 	if v, ok := f.Lookup("persistent"); ok && strings.EqualFold(v, "false") {
 		m.Persistent = false
 	}
@@ -139,13 +142,42 @@ func (c *conn) send(f *stomp.Frame) error {
 		}
 		m.Expires = e
 	}
-	for _, h := range f.Headers {
-		if !transportHeader(h.Key) {
-			m.Headers = append(m.Headers, fsm.Header(h))
-		}
-	}
+	m.Headers = ownHeaders(f.Headers)
 	tx := f.Get("transaction")
 	return c.call(f, func(done func(error)) error { return c.sess.Send(m, tx, done) })
+}
+
+// ownHeaders copies the sender's own headers into one new string, so a
+// stored message keeps just them and not the frame's whole header block.
+func ownHeaders(hs []stomp.Header) []fsm.Header {
+	n, size := 0, 0
+	for _, h := range hs {
+		if !transportHeader(h.Key) {
+			n++
+			size += len(h.Key) + len(h.Value)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, h := range hs {
+		if !transportHeader(h.Key) {
+			b.WriteString(h.Key)
+			b.WriteString(h.Value)
+		}
+	}
+	block, out := b.String(), make([]fsm.Header, 0, n)
+	for _, h := range hs {
+		if !transportHeader(h.Key) {
+			k := block[:len(h.Key)]
+			v := block[len(h.Key) : len(h.Key)+len(h.Value)]
+			block = block[len(h.Key)+len(h.Value):]
+			out = append(out, fsm.Header{Key: k, Value: v})
+		}
+	}
+	return out
 }
 
 // transportHeader reports whether a SEND header is the protocol's rather

@@ -66,6 +66,10 @@ type Config struct {
 	// completion (raft commit); at the limit the connection stops reading,
 	// which pushes back on the client through TCP (1024).
 	MaxPendingOps int
+	// MaxPendingBytes bounds the message bytes of those operations: a
+	// producer pipelining large persistent SENDs faster than they commit
+	// is paused likewise (64 MiB; one frame always goes, whatever its size).
+	MaxPendingBytes int
 	// ServerName is the CONNECTED frame's server header ("raftmq").
 	ServerName string
 	// ConnectedHeaders, when set, adds headers to every CONNECTED frame
@@ -103,13 +107,16 @@ func (c *Config) Validate() error {
 	if c.MaxPendingOps == 0 {
 		c.MaxPendingOps = 1024
 	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = 64 << 20
+	}
 	if c.ServerName == "" {
 		c.ServerName = "raftmq"
 	}
 	if c.ConnectTimeout < 0 || c.WriteTimeout < 0 {
 		return errors.New("transport config: negative timeout")
 	}
-	if c.MaxOutboundBytes < 0 || c.MaxPendingOps < 0 {
+	if c.MaxOutboundBytes < 0 || c.MaxPendingOps < 0 || c.MaxPendingBytes < 0 {
 		return errors.New("transport config: negative limit")
 	}
 	return nil

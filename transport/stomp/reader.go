@@ -15,10 +15,11 @@ const (
 	bufSize = 64 << 10
 
 	// eagerBody is the largest content-length body allocated in one piece
-	// before its bytes arrive. Larger bodies grow as data comes in, so a peer
-	// that announces a 100 MiB body and then stalls holds about what it sent
+	// before its bytes arrive (as much as the read buffer the connection
+	// holds anyway). Larger bodies grow as data comes in, so a peer that
+	// announces a large body and then stalls holds about what it sent
 	// (readGrowing).
-	eagerBody = 1 << 20
+	eagerBody = bufSize
 
 	// scratchKeep caps the scratch buffers a Reader keeps between frames; one
 	// frame with huge headers must not pin that memory for the connection's
@@ -316,7 +317,7 @@ func (r *Reader) readBodyN(n, size int) ([]byte, error) {
 	var err error
 	switch {
 	case n == 0:
-	case n <= eagerBody:
+	case n <= eagerBody || n <= r.br.Buffered(): // small, or already here
 		body = make([]byte, n)
 		_, err = io.ReadFull(r.br, body)
 	default:
