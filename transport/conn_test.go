@@ -15,8 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"unsafe"
 	"time"
+	"unsafe"
 
 	"github.com/raftmq/raftmq/fsm"
 	"github.com/raftmq/raftmq/queue"
