@@ -30,7 +30,8 @@ import (
 //
 // Seqs come from one counter for the whole group (next in the meta
 // record), so an entry key is written at most once in the life of the
-// store. That is what makes SingleDelete safe for entries.
+// store, and deleting one that is already gone changes nothing (acks are
+// not checked against the store; see applier.remove).
 const (
 	kindBody    = 'b'
 	kindDurable = 'd'

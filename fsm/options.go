@@ -83,8 +83,8 @@ func openPebble(dir string, o Options, mustExist bool) (*pebble.DB, error) {
 	}
 	for i := range po.Levels {
 		l := &po.Levels[i]
-		// Acks and dead-letter moves look entries up by key; bloom filters
-		// let each lookup skip the tables that do not hold the key.
+		// Dead-letter moves and Message look entries up by key; bloom
+		// filters let each lookup skip the tables that do not hold it.
 		l.FilterPolicy = bloom.FilterPolicy(10)
 		l.FilterType = pebble.TableFilter
 		if i > 0 {

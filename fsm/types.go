@@ -66,7 +66,10 @@ const (
 	OpDeleteQueue Op = 8 // Queue: delete every entry and the queue itself
 
 	// OpSkippable marks a command a node may ignore if it does not know
-	// the type, so that a newer leader can add optional commands.
+	// the type, so that a newer leader can add optional commands. Only a
+	// command that changes no replicated state may carry it (a hint, a
+	// no-op marker): an older node skipping a state change would diverge
+	// from the rest of its group.
 	OpSkippable Op = 0x80
 )
 

@@ -89,7 +89,9 @@ func (n *Node) openStores() error {
 	}); err != nil {
 		return fmt.Errorf("node: open raft log: %w", err)
 	}
-	if n.snapshots, err = raft.NewFileSnapshotStoreWithLogger(raftDir, 2, newHCLogger(n.log, "raft.snapshot")); err != nil {
+	// One snapshot kept: each holds the whole stored state (every pending
+	// message), so a second copy would double the disk it takes.
+	if n.snapshots, err = raft.NewFileSnapshotStoreWithLogger(raftDir, 1, newHCLogger(n.log, "raft.snapshot")); err != nil {
 		return fmt.Errorf("node: open snapshot store: %w", err)
 	}
 	return n.restoreIfBehind()
@@ -109,14 +111,19 @@ func (n *Node) restoreIfBehind() error {
 		return nil
 	}
 	latest := metas[0] // List sorts newest first
+	applied := n.fsm.AppliedIndex()
+	if latest.Index <= applied {
+		return nil // the usual restart: no need to open the snapshot
+	}
 	// Raft's index for a snapshot counts no-op and barrier entries, which
 	// never reach the FSM: compare with the applied index the snapshot's
-	// state covers, from its header.
+	// state covers, from its header. (Opening it reads the whole file for
+	// its checksum; only restarts after a snapshot that ended in such
+	// entries, or with lost state, get here.)
 	covered, err := n.snapshotAppliedIndex(latest.ID)
 	if err != nil {
 		return err
 	}
-	applied := n.fsm.AppliedIndex()
 	if covered <= applied {
 		return nil
 	}
@@ -129,7 +136,7 @@ func (n *Node) restoreIfBehind() error {
 		return fmt.Errorf("node: open snapshot %s: %w", latest.ID, err)
 	}
 	err = n.fsm.Restore(rc)
-	rc.Close() // raft closes it too after a Restore; a second Close is harmless
+	rc.Close() // Restore closes it too; a second Close is harmless
 	if err != nil {
 		return fmt.Errorf("node: restore snapshot %s: %w", latest.ID, err)
 	}
@@ -226,6 +233,14 @@ func (n *Node) bootstrapIfNew(conf *raft.Config, trans raft.Transport) error {
 	}
 	if has {
 		return nil
+	}
+	// State without a raft log: bootstrapping a fresh log would restart
+	// indexes at 1, below the state's applied index, and every command
+	// would be skipped as already applied. Refuse instead of failing
+	// every client operation.
+	if applied := n.fsm.AppliedIndex(); applied > 0 {
+		return fmt.Errorf("node: %s holds state applied up to raft index %d but no raft log or snapshot: restore %s, or remove %s to start empty",
+			n.cfg.DataDir, applied, filepath.Join(n.cfg.DataDir, "raft"), filepath.Join(n.cfg.DataDir, "fsm"))
 	}
 	servers := raft.Configuration{Servers: []raft.Server{{
 		Suffrage: raft.Voter,

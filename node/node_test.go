@@ -254,6 +254,32 @@ func TestNodeRestartsAfterSnapshotOfNoops(t *testing.T) {
 	expectMessages(t, dialSTOMP(t, n.StompAddr()), "/queue/noop", "kept")
 }
 
+// TestNodeRefusesStateWithoutLog: state that lost its raft log must not
+// start over on a fresh log (its indexes would be below the applied index
+// and every command would be skipped).
+func TestNodeRefusesStateWithoutLog(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, testConfig(t, dir))
+	c := dialSTOMP(t, n.StompAddr())
+	c.send(sendFrame("/queue/q", "x", "r1"))
+	c.expect(stomp.RECEIPT)
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "raft")); err != nil {
+		t.Fatal(err)
+	}
+	n2, err := New(testConfig(t, dir))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer n2.Close()
+	err = n2.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no raft log") {
+		t.Fatalf("Start on state without a raft log: err = %v, want a refusal", err)
+	}
+}
+
 func TestNodeGroupCommit(t *testing.T) {
 	n := startNode(t, testConfig(t, t.TempDir()))
 	first := n.Raft().LastIndex()

@@ -44,8 +44,11 @@ type batchLimits struct {
 // flight.
 //
 // A proposer lives for one leadership term. After Close every proposal
-// fails with an error wrapping queue.ErrClosed, so nothing an old term's
-// engine proposed reaches raft in a later term.
+// fails with an error wrapping queue.ErrClosed and no new entry is
+// started. An entry being handed to raft at the moment of Close may still
+// commit, in a later term if this node leads again; that is harmless,
+// since the next term's engine loads the state only after this proposer
+// has drained.
 type proposer struct {
 	raft applier
 	lim  batchLimits
@@ -100,9 +103,9 @@ func newProposer(r applier, lim batchLimits, log *slog.Logger) *proposer {
 
 // Propose queues cmds for the next log entry. It never blocks (the engine
 // calls it under its lock). The caller must not modify cmds afterwards.
-// done is called exactly once, from the completion goroutine, or from a
-// goroutine of its own when the proposer is already closed, never from
-// inside Propose.
+// done is called exactly once, never from inside Propose: from the
+// completion goroutine, from Close's caller for what was still pending,
+// or from a goroutine of its own when the proposer is already closed.
 func (p *proposer) Propose(cmds []fsm.Command, done func([]fsm.Result, error)) {
 	pr := proposal{cmds: cmds, done: done, size: commandsSize(cmds)}
 	p.mu.Lock()
@@ -163,9 +166,9 @@ func (p *proposer) run() {
 			}
 			props, cmds = p.next()
 		}
-		// With no timeout Apply waits until raft's loop takes the entry
-		// (meanwhile the next batch gathers), and fails at once when raft
-		// has shut down. See raftConfig on BatchApplyCh.
+		// With no timeout Apply waits for room in raft's buffered apply
+		// channel (meanwhile the next batch gathers), and fails at once
+		// when raft has shut down. See raftConfig on BatchApplyCh.
 		f := p.raft.Apply(fsm.EncodeBatch(cmds), 0)
 		p.inflight <- entry{future: f, props: props, ncmds: len(cmds)}
 	}
@@ -176,6 +179,10 @@ func (p *proposer) run() {
 // pending.
 func (p *proposer) next() ([]proposal, []fsm.Command) {
 	p.mu.Lock()
+	if p.closed { // Close failed what was pending: start nothing more
+		p.mu.Unlock()
+		return nil, nil
+	}
 	var n, size, i int
 	for ; i < len(p.pending); i++ {
 		pr := &p.pending[i]
