@@ -5,6 +5,7 @@ import "github.com/raftmq/raftmq/fsm"
 // tx is an open transaction: its frames wait for COMMIT.
 type tx struct {
 	sends []*fsm.Message
+	bytes int64 // of sends
 	acks  []*Delivery
 	nacks []*Delivery
 }

@@ -98,6 +98,7 @@ var (
 	ErrUnknownTx       = errors.New("no such transaction")
 	ErrDuplicateTx     = errors.New("transaction already begun")
 	ErrTooManyTxFrames = errors.New("too many frames in transaction")
+	ErrTxTooLarge      = errors.New("too many message bytes in transaction")
 	ErrDurableInUse    = errors.New("durable subscription is already active")
 	ErrNoClientID      = errors.New("durable subscription requires client-id on CONNECT")
 	ErrMemoryLimit     = errors.New("non-persistent message memory limit reached")

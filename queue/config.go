@@ -29,6 +29,9 @@ type Config struct {
 	// MaxTxFrames bounds the SENDs, ACKs and NACKs buffered in one
 	// transaction (10000).
 	MaxTxFrames int
+	// MaxTxBytes bounds the message bytes buffered in one transaction
+	// (64 MiB); a single larger SEND still fits in an empty one.
+	MaxTxBytes int64
 	// MaxSubscriptions bounds subscriptions per session (1000).
 	MaxSubscriptions int
 	// NonPersistentBytes bounds the memory held by non-persistent messages
@@ -69,12 +72,15 @@ func (c *Config) Validate() error {
 	if c.NonPersistentBytes == 0 {
 		c.NonPersistentBytes = 256 << 20
 	}
+	if c.MaxTxBytes == 0 {
+		c.MaxTxBytes = 64 << 20
+	}
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 64 << 20
 	}
 	if c.DefaultPrefetch < 0 || c.MaxDeliveries < 0 || c.MaxTxFrames < 0 ||
 		c.MaxSubscriptions < 0 || c.TopicSubscriberBacklog < 0 ||
-		c.NonPersistentBytes < 0 || c.CacheBytes < 0 || c.ExpirySweep < 0 {
+		c.NonPersistentBytes < 0 || c.CacheBytes < 0 || c.ExpirySweep < 0 || c.MaxTxBytes < 0 {
 		return fmt.Errorf("queue config: negative limit")
 	}
 	return nil

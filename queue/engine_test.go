@@ -349,3 +349,30 @@ func TestReadAheadPastTheCache(t *testing.T) {
 		t.Fatalf("cache holds %d bytes after every message was acked", e.cacheMem)
 	}
 }
+
+func TestTransactionBytesBounded(t *testing.T) {
+	e, _ := newEngine(t, Config{MaxTxBytes: 3000})
+	s, _ := open(t, e, "")
+	if err := s.Begin("tx"); err != nil {
+		t.Fatal(err)
+	}
+	big := func() *fsm.Message {
+		return &fsm.Message{Destination: "/queue/q", Body: make([]byte, 1000), Persistent: true}
+	}
+	for i := 0; i < 2; i++ {
+		if err := s.Send(big(), "tx", func(error) {}); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := s.Send(big(), "tx", func(error) {}); err != ErrTxTooLarge {
+		t.Fatalf("third 1 KB send into a 3000-byte transaction: err = %v, want ErrTxTooLarge", err)
+	}
+	// One SEND larger than the limit still fits in an empty transaction.
+	if err := s.Begin("tx2"); err != nil {
+		t.Fatal(err)
+	}
+	huge := &fsm.Message{Destination: "/queue/q", Body: make([]byte, 10000), Persistent: true}
+	if err := s.Send(huge, "tx2", func(error) {}); err != nil {
+		t.Fatalf("large send into an empty transaction: %v", err)
+	}
+}

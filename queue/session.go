@@ -105,8 +105,12 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	m.Timestamp = e.nowMs()
 	if tx != "" {
 		t, err := s.tx(tx)
+		if err == nil && len(t.sends) > 0 && t.bytes+int64(m.Size()) > e.cfg.MaxTxBytes {
+			err = ErrTxTooLarge
+		}
 		if err == nil {
 			t.sends = append(t.sends, m)
+			t.bytes += int64(m.Size())
 		}
 		e.mu.Unlock()
 		if err == nil {

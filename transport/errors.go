@@ -71,7 +71,7 @@ func codecErr(e *stomp.Error, lim stomp.Limits) *clientErr {
 	return &clientErr{fatal: true, msg: msg, detail: e.Msg, err: e}
 }
 
-// errorFrame renders e as the ERROR frame the client receives.
+// frame renders e as the ERROR frame the client receives.
 func (e *clientErr) frame() *stomp.Frame {
 	return errorFrame(e.msg, e.detail, e.receipt, e.extra...)
 }

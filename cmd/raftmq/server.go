@@ -60,6 +60,7 @@ func parseServerFlags(args []string, output io.Writer) (node.Config, serverFlags
 	fs.IntVar(&cfg.Transport.Limits.MaxHeaderLine, "max-header-line", stompDefault(def.Transport.Limits.MaxHeaderLine, stomp.DefaultLimits().MaxHeaderLine), "longest STOMP header line, in bytes")
 	fs.DurationVar(&cfg.Transport.WriteTimeout, "write-timeout", def.Transport.WriteTimeout, "close a connection whose writes make no progress this long (a consumer that stopped reading)")
 	fs.IntVar(&cfg.Queue.MaxTxFrames, "max-tx-frames", def.Queue.MaxTxFrames, "most SEND, ACK and NACK frames in one transaction")
+	fs.Int64Var(&cfg.Queue.MaxTxBytes, "max-tx-bytes", def.Queue.MaxTxBytes, "most message bytes in one transaction")
 	fs.IntVar(&cfg.Queue.MaxSubscriptions, "max-subscriptions", def.Queue.MaxSubscriptions, "most subscriptions on one connection")
 	fs.StringVar(&sf.pprof, "pprof", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", def.SnapshotThreshold, "raft log entries between snapshots")

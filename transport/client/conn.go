@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -91,8 +92,12 @@ func NewConn(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 	c.rd.SetVersion(c.version)
 	c.w.SetVersion(c.version)
 	// Past the handshake, silence longer than twice the server's interval
-	// means the server or the path to it is gone.
-	c.dr.timeout = 2 * c.recvEvery
+	// means the server or the path to it is gone. (An interval too large
+	// to double is no promise at all: no timeout, rather than an
+	// overflowed negative one.)
+	if c.recvEvery <= math.MaxInt64/2 {
+		c.dr.timeout = 2 * c.recvEvery
+	}
 	c.wg.Add(1)
 	go c.readLoop()
 	if c.sendEvery > 0 {

@@ -292,12 +292,10 @@ func (r *Reader) readSlice(delim byte, limit int) ([]byte, error) {
 			_, _ = r.br.Discard(i + 1)
 			return b[:i+1], nil
 		}
+		// This path runs only for limits below the buffer size, so a
+		// full buffer is always past the limit by now.
 		if len(b) > limit {
 			return nil, errPastLimit
-		}
-		if len(b) == r.br.Size() {
-			_, _ = r.br.Discard(len(b))
-			return b, bufio.ErrBufferFull
 		}
 		scanned = len(b)
 		// Wait for more: one read, however many bytes it brings.
