@@ -345,12 +345,16 @@ func (c *conn) shutdown(final *stomp.Frame, linger bool) {
 	if final != nil {
 		c.out = append(c.out, outItem{f: final})
 	}
+	// Stop the reader before the writer can see closing: a writer that
+	// wrote the ERROR and began draining first would otherwise have its
+	// drain cut short by this stop, and the close would reset the
+	// connection under the unread ERROR. (dr's lock never waits for c.mu.)
+	c.dr.stop()
 	c.cond.Broadcast()
 	c.mu.Unlock()
 
 	// Cut short a write blocked on a client that does not read; the
 	// writer gives the last frames their own closeTimeout.
-	c.dr.stop()
 	c.dw.setCutoff(time.Now().Add(closeTimeout))
 	c.signal()
 }
