@@ -199,12 +199,19 @@ func expectMessages(t *testing.T, c *stompConn, dest string, bodies ...string) {
 	}
 }
 
+// sendReceipted sends one persistent message to n and waits for its
+// receipt: it is then committed and applied.
+func sendReceipted(t *testing.T, n *Node, dest, body string) {
+	t.Helper()
+	c := dialSTOMP(t, n.StompAddr())
+	c.send(sendFrame(dest, body, "r1"))
+	c.expect(stomp.RECEIPT)
+}
+
 func TestNodeRestoresWipedState(t *testing.T) {
 	dir := t.TempDir()
 	n := startNode(t, testConfig(t, dir))
-	c := dialSTOMP(t, n.StompAddr())
-	c.send(sendFrame("/queue/snap", "before", "r1"))
-	c.expect(stomp.RECEIPT)
+	sendReceipted(t, n, "/queue/snap", "before")
 	if err := n.Raft().Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
@@ -232,9 +239,7 @@ func TestNodeRestoresWipedState(t *testing.T) {
 func TestNodeRestartsAfterSnapshotOfNoops(t *testing.T) {
 	dir := t.TempDir()
 	n := startNode(t, testConfig(t, dir))
-	c := dialSTOMP(t, n.StompAddr())
-	c.send(sendFrame("/queue/noop", "kept", "r1"))
-	c.expect(stomp.RECEIPT)
+	sendReceipted(t, n, "/queue/noop", "kept")
 	if err := n.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -260,9 +265,7 @@ func TestNodeRestartsAfterSnapshotOfNoops(t *testing.T) {
 func TestNodeRefusesStateWithoutLog(t *testing.T) {
 	dir := t.TempDir()
 	n := startNode(t, testConfig(t, dir))
-	c := dialSTOMP(t, n.StompAddr())
-	c.send(sendFrame("/queue/q", "x", "r1"))
-	c.expect(stomp.RECEIPT)
+	sendReceipted(t, n, "/queue/q", "x")
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
