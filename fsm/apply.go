@@ -111,6 +111,12 @@ func (a *applier) apply(c *Command) Result {
 		return a.purge(c)
 	case OpDeleteQueue:
 		return a.deleteQueue(c)
+	case OpExpireDedupe:
+		return a.expireDedupe(c)
+	case OpSetMember:
+		return a.setMember(c)
+	case OpRemoveMember:
+		return a.removeMember(c)
 	}
 	// DecodeBatch lets an unknown op through only when it is skippable.
 	return Result{Err: fmt.Errorf("%w: op %#x", ErrSkipped, byte(c.Op))}
@@ -127,7 +133,15 @@ func (a *applier) enqueue(c *Command) Result {
 	if c.Msg == nil {
 		return invalid("enqueue to %q without a message", c.Queue)
 	}
-	return Result{Seq: a.put(c.Queue, c.Msg)}
+	if r := checkDedupeID(c.DedupeID); r.Err != nil {
+		return r
+	}
+	if a.seen(c.DedupeID) {
+		return Result{Duplicate: true}
+	}
+	seq := a.put(c.Queue, c.Msg)
+	a.recordDedupe(c.DedupeID, c.Msg.Timestamp)
+	return Result{Seq: seq}
 }
 
 func (a *applier) publish(c *Command) Result {
@@ -137,11 +151,22 @@ func (a *applier) publish(c *Command) Result {
 	if c.Msg == nil {
 		return invalid("publish to %q without a message", c.Topic)
 	}
+	if r := checkDedupeID(c.DedupeID); r.Err != nil {
+		return r
+	}
+	// A duplicate was published already: non-durable subscribers heard of
+	// it then (Published), and each durable one got its copy.
+	if a.seen(c.DedupeID) {
+		return Result{Duplicate: true}
+	}
 	a.emit(Change{Kind: Published, Queue: c.Topic, Msg: c.Msg})
 	// Stored messages are read-only, so the copies share one *Message.
 	for _, r := range a.st.byTopic[c.Topic] {
 		a.put(r.queue, c.Msg)
 	}
+	// Recorded even without durable subscriptions: the publish reached the
+	// non-durable subscribers, and a resend must not reach them again.
+	a.recordDedupe(c.DedupeID, c.Msg.Timestamp)
 	return Result{}
 }
 

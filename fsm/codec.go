@@ -7,7 +7,7 @@ import (
 	"math/bits"
 )
 
-// Command batch format, version 1. One raft log entry holds one batch.
+// Command batch format, version 2. One raft log entry holds one batch.
 //
 //	batch   = version:byte count:uvarint command{count}
 //	command = op:byte len:uvarint payload[len]
@@ -16,12 +16,31 @@ import (
 // know an op flagged OpSkippable can step over it. The payload holds the
 // fields the op uses (see payloadSize), in a fixed order:
 //
+//	OpEnqueue                     queue:string message dedupeID:string
+//	OpPublish                     topic:string message dedupeID:string
+//	OpAck                         queue:string seqs
+//	OpDeadLetter                  queue:string seqs target:string reason:string
+//	OpSubscribe, OpUnsubscribe    durable
+//	OpPurge, OpDeleteQueue        queue:string
+//	OpExpireDedupe                before:varint
+//	OpSetMember, OpRemoveMember   member
+//
 //	string  = len:uvarint bytes
 //	seqs    = n:uvarint (zigzag varint of seq minus the previous seq){n}
 //	message = present:byte [flags:byte priority:byte expires:varint
 //	          timestamp:varint nheaders:uvarint idLen:uvarint destLen:uvarint
 //	          (keyLen:uvarint valueLen:uvarint){nheaders} text body:string]
 //	durable = present:byte [clientID:string name:string topic:string selector:string]
+//	member  = present:byte [id:string raftAddr:string stompAddr:string httpAddr:string]
+//
+// Version 1 is version 2 without the dedupeID of OpEnqueue and OpPublish
+// (it had no dedupe window). Logs written by version 1 stay in raft until
+// a snapshot covers them, so DecodeBatch reads both; EncodeBatch writes
+// version 2 only. A node that knows only version 1 refuses a version 2
+// batch as a whole, which is the safe failure: it cannot apply a dedupe
+// id, and applying the message without it would diverge from the group.
+// The ops added with version 2 (OpExpireDedupe, OpSetMember,
+// OpRemoveMember) change state, so they are not skippable either.
 //
 // A message's text fields (id, destination, header keys and values) are
 // concatenated in text, after all their lengths: the decoder makes one
@@ -33,7 +52,10 @@ import (
 // Decoding is strict: a count or length larger than the bytes left, unknown
 // flag bits, a short or long payload are all errors, found before anything
 // is allocated for them.
-const batchFormat1 = 1
+const (
+	batchFormat1 = 1
+	batchFormat2 = 2 // adds the dedupe id to OpEnqueue and OpPublish
+)
 
 const flagPersistent = 1 << 0
 
@@ -50,7 +72,7 @@ func EncodeBatch(cmds []Command) []byte {
 		n += 1 + uvarintLen(uint64(p)) + p
 	}
 	b := make([]byte, 0, n)
-	b = append(b, batchFormat1)
+	b = append(b, batchFormat2)
 	b = binary.AppendUvarint(b, uint64(len(cmds)))
 	for i := range cmds {
 		c := &cmds[i]
@@ -62,9 +84,9 @@ func EncodeBatch(cmds []Command) []byte {
 	return b
 }
 
-// DecodeBatch decodes a batch made by EncodeBatch. A command whose op is
-// unknown but flagged OpSkippable comes back with only its Op set; an
-// unknown op without the flag is an error.
+// DecodeBatch decodes a batch made by EncodeBatch, of this version or
+// version 1. A command whose op is unknown but flagged OpSkippable comes
+// back with only its Op set; an unknown op without the flag is an error.
 func DecodeBatch(b []byte) ([]Command, error) { return decodeBatch(b, false) }
 
 // decodeBatch decodes a batch; with aliasBodies, message bodies point into
@@ -73,8 +95,9 @@ func decodeBatch(b []byte, aliasBodies bool) ([]Command, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty batch", errCorrupt)
 	}
-	if b[0] != batchFormat1 {
-		return nil, fmt.Errorf("%w: unknown batch format %d", errCorrupt, b[0])
+	format := b[0]
+	if format != batchFormat1 && format != batchFormat2 {
+		return nil, fmt.Errorf("%w: unknown batch format %d", errCorrupt, format)
 	}
 	d := decoder{b: b[1:]}
 	n := d.uvarint()
@@ -101,7 +124,7 @@ func decodeBatch(b []byte, aliasBodies bool) ([]Command, error) {
 			continue
 		}
 		pd := decoder{b: payload, aliasBodies: aliasBodies, lastName: &lastName}
-		pd.payload(&cmds[i])
+		pd.payload(&cmds[i], format)
 		if pd.err == nil && len(pd.b) != 0 {
 			pd.err = fmt.Errorf("%w: %d bytes after the fields", errCorrupt, len(pd.b))
 		}
@@ -118,15 +141,15 @@ func decodeBatch(b []byte, aliasBodies bool) ([]Command, error) {
 // knownOp reports whether this version can decode and apply op. Extend it,
 // payloadSize, appendPayload, payload and applier.apply together.
 func knownOp(op Op) bool {
-	return op >= OpEnqueue && op <= OpDeleteQueue
+	return op >= OpEnqueue && op <= OpRemoveMember
 }
 
 func payloadSize(c *Command) int {
 	switch c.Op {
 	case OpEnqueue:
-		return stringSize(c.Queue) + optMessageSize(c.Msg)
+		return stringSize(c.Queue) + optMessageSize(c.Msg) + stringSize(c.DedupeID)
 	case OpPublish:
-		return stringSize(c.Topic) + optMessageSize(c.Msg)
+		return stringSize(c.Topic) + optMessageSize(c.Msg) + stringSize(c.DedupeID)
 	case OpAck:
 		return stringSize(c.Queue) + seqsSize(c.Seqs)
 	case OpDeadLetter:
@@ -135,6 +158,10 @@ func payloadSize(c *Command) int {
 		return optDurableSize(c.Durable)
 	case OpPurge, OpDeleteQueue:
 		return stringSize(c.Queue)
+	case OpExpireDedupe:
+		return varintLen(c.Before)
+	case OpSetMember, OpRemoveMember:
+		return optMemberSize(c.Member)
 	}
 	panic(fmt.Sprintf("fsm: EncodeBatch: unknown op %#x", byte(c.Op)))
 }
@@ -144,9 +171,11 @@ func appendPayload(b []byte, c *Command) []byte {
 	case OpEnqueue:
 		b = appendString(b, c.Queue)
 		b = appendOptMessage(b, c.Msg)
+		b = appendString(b, c.DedupeID)
 	case OpPublish:
 		b = appendString(b, c.Topic)
 		b = appendOptMessage(b, c.Msg)
+		b = appendString(b, c.DedupeID)
 	case OpAck:
 		b = appendString(b, c.Queue)
 		b = appendSeqs(b, c.Seqs)
@@ -159,19 +188,30 @@ func appendPayload(b []byte, c *Command) []byte {
 		b = appendOptDurable(b, c.Durable)
 	case OpPurge, OpDeleteQueue:
 		b = appendString(b, c.Queue)
+	case OpExpireDedupe:
+		b = binary.AppendVarint(b, c.Before)
+	case OpSetMember, OpRemoveMember:
+		b = appendOptMember(b, c.Member)
 	}
 	return b
 }
 
-// payload decodes the fields of c.Op, which must be known.
-func (d *decoder) payload(c *Command) {
+// payload decodes the fields of c.Op, which must be known, as batch
+// format writes them.
+func (d *decoder) payload(c *Command, format byte) {
 	switch c.Op {
 	case OpEnqueue:
 		c.Queue = d.name()
 		c.Msg = d.optMessage()
+		if format >= batchFormat2 {
+			c.DedupeID = d.string()
+		}
 	case OpPublish:
 		c.Topic = d.name()
 		c.Msg = d.optMessage()
+		if format >= batchFormat2 {
+			c.DedupeID = d.string()
+		}
 	case OpAck:
 		c.Queue = d.name()
 		c.Seqs = d.seqs()
@@ -184,6 +224,10 @@ func (d *decoder) payload(c *Command) {
 		c.Durable = d.optDurable()
 	case OpPurge, OpDeleteQueue:
 		c.Queue = d.name()
+	case OpExpireDedupe:
+		c.Before = d.varint()
+	case OpSetMember, OpRemoveMember:
+		c.Member = d.optMember()
 	}
 }
 
@@ -232,6 +276,17 @@ func optDurableSize(d *Durable) int {
 		return 1
 	}
 	return 1 + durableSize(d)
+}
+
+func memberSize(m *Member) int {
+	return stringSize(m.ID) + stringSize(m.RaftAddr) + stringSize(m.StompAddr) + stringSize(m.HTTPAddr)
+}
+
+func optMemberSize(m *Member) int {
+	if m == nil {
+		return 1
+	}
+	return 1 + memberSize(m)
 }
 
 // Encoders.
@@ -300,6 +355,21 @@ func appendOptDurable(b []byte, d *Durable) []byte {
 		return append(b, 0)
 	}
 	return appendDurable(append(b, 1), d)
+}
+
+// appendMember appends m; it is also the pebble value of a member record.
+func appendMember(b []byte, m *Member) []byte {
+	b = appendString(b, m.ID)
+	b = appendString(b, m.RaftAddr)
+	b = appendString(b, m.StompAddr)
+	return appendString(b, m.HTTPAddr)
+}
+
+func appendOptMember(b []byte, m *Member) []byte {
+	if m == nil {
+		return append(b, 0)
+	}
+	return appendMember(append(b, 1), m)
 }
 
 // appendMeta appends the index value of an entry.
@@ -509,6 +579,25 @@ func (d *decoder) optDurable() *Durable {
 	return nil
 }
 
+func (d *decoder) member() *Member {
+	m := &Member{ID: d.string(), RaftAddr: d.string(), StompAddr: d.string(), HTTPAddr: d.string()}
+	if d.err != nil {
+		return nil
+	}
+	return m
+}
+
+func (d *decoder) optMember() *Member {
+	switch d.byte() {
+	case 0:
+		return nil
+	case 1:
+		return d.member()
+	}
+	d.fail("bad member presence byte")
+	return nil
+}
+
 func (d *decoder) meta() Meta {
 	m := Meta{Priority: d.byte(), Expires: d.varint()}
 	size := d.uvarint()
@@ -533,6 +622,12 @@ func decodeDurable(b []byte) (*Durable, error) {
 	d := decoder{b: b}
 	v := d.durable()
 	return v, d.done("durable")
+}
+
+func decodeMember(b []byte) (*Member, error) {
+	d := decoder{b: b}
+	m := d.member()
+	return m, d.done("member")
 }
 
 func decodeMeta(b []byte) (Meta, error) {

@@ -3,8 +3,11 @@ package fsm
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -30,6 +33,23 @@ func testMessage(id, dest, body string, headers ...string) *Message {
 
 // allOps has one command of every op, with fields at their edges.
 func allOps() []Command {
+	return append(v1Ops(),
+		Command{Op: OpEnqueue, Queue: "/queue/a", Msg: testMessage("id:3", "/queue/a", "x", "dedupe-id", "d1"), DedupeID: "d1"},
+		Command{Op: OpEnqueue, Queue: "/queue/a", DedupeID: strings.Repeat("d", MaxDedupeIDLen)},
+		Command{Op: OpPublish, Topic: "/topic/t", Msg: testMessage("id:4", "/topic/t", ""), DedupeID: "\x00\xff"},
+		Command{Op: OpExpireDedupe, Before: 1_700_000_000_000},
+		Command{Op: OpExpireDedupe, Before: math.MinInt64},
+		Command{Op: OpExpireDedupe},
+		Command{Op: OpSetMember, Member: &Member{ID: "n1", RaftAddr: "10.0.0.1:7000", StompAddr: "10.0.0.1:61613", HTTPAddr: "10.0.0.1:8080"}},
+		Command{Op: OpSetMember, Member: &Member{}},
+		Command{Op: OpSetMember},
+		Command{Op: OpRemoveMember, Member: &Member{ID: "n2"}},
+	)
+}
+
+// v1Ops has one command of every op of batch format 1, as
+// testdata/batch-format1.hex holds them in that format.
+func v1Ops() []Command {
 	return []Command{
 		{Op: OpEnqueue, Queue: "/queue/a", Msg: testMessage("id:1", "/queue/a", "hello", "k", "v", "", "", "ключ", "значение")},
 		{Op: OpEnqueue, Queue: "/queue/a", Msg: &Message{Priority: 9, Expires: -1, Timestamp: math.MinInt64}},
@@ -59,6 +79,38 @@ func TestBatchRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, cmds) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", got, cmds)
 		}
+	}
+}
+
+// TestDecodeFormat1 decodes a batch written by the version before the
+// dedupe window (testdata/batch-format1.hex, made by that version's
+// EncodeBatch from v1Ops): raft logs and snapshots keep such entries.
+func TestDecodeFormat1(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join("testdata", "batch-format1.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(string(text)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != batchFormat1 {
+		t.Fatalf("golden batch is format %d, want %d", b[0], batchFormat1)
+	}
+	got, err := DecodeBatch(b)
+	if err != nil {
+		t.Fatalf("DecodeBatch: %v", err)
+	}
+	if want := v1Ops(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("format 1 batch:\n got %+v\nwant %+v", got, want)
+	}
+	// Written again, it is format 2 and means the same.
+	again := EncodeBatch(got)
+	if again[0] != batchFormat2 {
+		t.Fatalf("EncodeBatch wrote format %d, want %d", again[0], batchFormat2)
+	}
+	if got2 := mustDecode(t, again); !reflect.DeepEqual(got2, got) {
+		t.Fatalf("format 2 round trip:\n got %+v\nwant %+v", got2, got)
 	}
 }
 
@@ -119,6 +171,14 @@ func TestMetaAndDurableRecords(t *testing.T) {
 	if err != nil || *gotD != *d {
 		t.Fatalf("durable round trip: %+v, %v", gotD, err)
 	}
+	mb := &Member{ID: "n1", RaftAddr: "r:1", StompAddr: "s:2", HTTPAddr: "h:3"}
+	gotM, err := decodeMember(appendMember(nil, mb))
+	if err != nil || *gotM != *mb {
+		t.Fatalf("member round trip: %+v, %v", gotM, err)
+	}
+	if _, err := decodeMember(append(appendMember(nil, mb), 0)); !errors.Is(err, errCorrupt) {
+		t.Fatalf("member with a trailing byte: err = %v, want errCorrupt", err)
+	}
 }
 
 // rawCommand appends a command with an arbitrary op and payload, as a newer
@@ -131,7 +191,7 @@ func rawCommand(b []byte, op Op, payload []byte) []byte {
 
 // batchWithRaw encodes cmds with extra inserted after the first command.
 func batchWithRaw(op Op, payload []byte, cmds ...Command) []byte {
-	b := []byte{batchFormat1}
+	b := []byte{batchFormat2}
 	b = binary.AppendUvarint(b, uint64(len(cmds)+1))
 	for i, c := range cmds {
 		one := EncodeBatch([]Command{c})
@@ -173,23 +233,36 @@ func TestDecodeBatchRejects(t *testing.T) {
 		}
 	}
 	cases := map[string][]byte{
-		"version":  append([]byte{2}, valid[1:]...),
-		"trailing": append(append([]byte(nil), valid...), 0),
-		"payload too long": rawCommand([]byte{batchFormat1, 1}, OpPurge,
+		"version":   append([]byte{batchFormat2 + 1}, valid[1:]...),
+		"version 0": append([]byte{0}, valid[1:]...),
+		"trailing":  append(append([]byte(nil), valid...), 0),
+		"payload too long": rawCommand([]byte{batchFormat2, 1}, OpPurge,
 			append(appendString(nil, "/queue/a"), 0)),
-		"message flags": rawCommand([]byte{batchFormat1, 1}, OpEnqueue,
+		"message flags": rawCommand([]byte{batchFormat2, 1}, OpEnqueue,
 			append(appendString(nil, "/queue/a"), 1, 0x80)),
-		"presence byte": rawCommand([]byte{batchFormat1, 1}, OpEnqueue,
+		"presence byte": rawCommand([]byte{batchFormat2, 1}, OpEnqueue,
 			append(appendString(nil, "/queue/a"), 2)),
-		"huge count": binary.AppendUvarint([]byte{batchFormat1}, math.MaxUint64),
-		"huge string": rawCommand([]byte{batchFormat1, 1}, OpPurge,
+		// Version 2 ends an enqueue with its dedupe id; version 1 did not
+		// have one, so there the same bytes are one field too many.
+		"enqueue without dedupe id": rawCommand([]byte{batchFormat2, 1}, OpEnqueue,
+			append(appendString(nil, "/queue/a"), 0)),
+		"format 1 enqueue with dedupe id": rawCommand([]byte{batchFormat1, 1}, OpEnqueue,
+			appendString(append(appendString(nil, "/queue/a"), 0), "id")),
+		"huge dedupe id": rawCommand([]byte{batchFormat2, 1}, OpPublish,
+			binary.AppendUvarint(append(appendString(nil, "/topic/t"), 0), 1<<40)),
+		"expire without before": rawCommand([]byte{batchFormat2, 1}, OpExpireDedupe, nil),
+		"member presence byte":  rawCommand([]byte{batchFormat2, 1}, OpSetMember, []byte{7}),
+		"short member": rawCommand([]byte{batchFormat2, 1}, OpRemoveMember,
+			append([]byte{1}, appendString(nil, "n1")...)),
+		"huge count": binary.AppendUvarint([]byte{batchFormat2}, math.MaxUint64),
+		"huge string": rawCommand([]byte{batchFormat2, 1}, OpPurge,
 			binary.AppendUvarint(nil, 1<<62)),
-		"huge seq count": rawCommand([]byte{batchFormat1, 1}, OpAck,
+		"huge seq count": rawCommand([]byte{batchFormat2, 1}, OpAck,
 			binary.AppendUvarint(appendString(nil, "q"), 1<<40)),
-		"huge header count": rawCommand([]byte{batchFormat1, 1}, OpEnqueue,
+		"huge header count": rawCommand([]byte{batchFormat2, 1}, OpEnqueue,
 			binary.AppendUvarint(append(appendString(nil, "q"), 1, 0, 4, 0, 0), 1<<40)),
 		// Text lengths 5 and 2^64-3 sum to 2 when they wrap.
-		"wrapping text lengths": rawCommand([]byte{batchFormat1, 1}, OpEnqueue,
+		"wrapping text lengths": rawCommand([]byte{batchFormat2, 1}, OpEnqueue,
 			append(binary.AppendUvarint(append(appendString(nil, "q"), 1, 0, 4, 0, 0, 0, 5), math.MaxUint64-2),
 				"abcdefgh"...)),
 	}
@@ -225,6 +298,11 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add(EncodeBatch(nil))
 	f.Add(EncodeBatch(benchBatch(2, 64)))
 	f.Add(batchWithRaw(OpSkippable|1, []byte{1, 2, 3}, Command{Op: OpPurge, Queue: "q"}))
+	if golden, err := os.ReadFile(filepath.Join("testdata", "batch-format1.hex")); err == nil {
+		if b, err := hex.DecodeString(strings.TrimSpace(string(golden))); err == nil {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cmds, err := DecodeBatch(b)
 		if err != nil {

@@ -1,6 +1,7 @@
 // Package fsm is raftmq's replicated state machine: the store queues, their
-// entries and the durable topic subscriptions of one group, kept in pebble
-// and changed only by commands that came through the raft log.
+// entries, the durable topic subscriptions, the dedupe window and the
+// member directory of one group, kept in pebble and changed only by
+// commands that came through the raft log.
 //
 // It owns the command encoding (EncodeBatch, DecodeBatch), applying
 // committed entries (FSM implements raft.FSM and raft.BatchingFSM), the
@@ -9,6 +10,14 @@
 // network I/O and knows nothing about delivery: the leader's delivery
 // engine mirrors the state through an Observer and reads bodies back with
 // Message.
+//
+// The dedupe window (dedupe.go) makes OpEnqueue and OpPublish idempotent:
+// a command whose DedupeID was seen stores nothing and reports
+// Result.Duplicate. Ids are global to the group, not per destination, and
+// are forgotten only by OpExpireDedupe, whose Before the leader computes:
+// applying never reads a clock. The member directory (members.go) holds
+// each node's raft, STOMP and admin HTTP addresses; FSM.Members reads it
+// on any node.
 //
 // Durability: pebble writes without fsync because the raft log is the
 // durable record; Snapshot syncs pebble before raft may truncate that log.

@@ -13,7 +13,10 @@ import (
 //	'd' storeQueue        -> durable (appendDurable)            durable subscription
 //	'i' queue 0x00 seq:8  -> meta (appendMeta)                  entry index
 //	'm'                   -> format:1 applied:8 term:8 next:8   store meta
+//	'n' memberID          -> member (appendMember)              group member directory
 //	'q' queue             -> empty                              the store queue exists
+//	'x' dedupeID          -> ts:8 (int64 big-endian)            dedupe window: the id was seen
+//	'y' ordTs:8 dedupeID  -> empty                              dedupe window in time order
 //
 // queue is a store queue name: a /queue/NAME destination or a DurableQueue
 // name. Names never contain NUL (the broker validates destinations and
@@ -32,15 +35,35 @@ import (
 // record), so an entry key is written at most once in the life of the
 // store, and deleting one that is already gone changes nothing (acks are
 // not checked against the store; see applier.remove).
+//
+// The dedupe window is two keys per id: 'x' answers "was this id seen?"
+// with one point read per send, and 'y' orders the ids by the timestamp
+// they were recorded with (the message's), so OpExpireDedupe finds what
+// to forget with one range scan from the start of 'y' instead of reading
+// the whole window. ordTs is ts with the sign bit flipped (ordKey),
+// big-endian, so byte order is numeric order for negative times too. An
+// id has either both keys, with the same ts, or neither: they are only
+// written and deleted together (applier.recordDedupe,
+// applier.expireDedupe). Ids are any bytes; in 'y' the fixed-size ts
+// ahead of the id keeps keys unambiguous.
+//
+// Member records are keyed by member ID, so a scan of 'n' lists the
+// members sorted by ID.
 const (
-	kindBody    = 'b'
-	kindDurable = 'd'
-	kindIndex   = 'i'
-	kindMeta    = 'm'
-	kindQueue   = 'q'
+	kindBody         = 'b'
+	kindDurable      = 'd'
+	kindIndex        = 'i'
+	kindMeta         = 'm'
+	kindMember       = 'n'
+	kindQueue        = 'q'
+	kindDedupe       = 'x'
+	kindDedupeByTime = 'y'
 )
 
 // storeFormat is the version of the layout above, kept in the meta record.
+// The member and dedupe kinds were added without changing it: a store
+// without them is an empty directory and an empty window, and the keys of
+// the other kinds are laid out as before.
 const storeFormat = 1
 
 var metaKey = []byte{kindMeta}
@@ -73,6 +96,28 @@ func queueKey(queue string) []byte {
 func durableKey(storeQueue string) []byte {
 	return append([]byte{kindDurable}, storeQueue...)
 }
+
+func memberKey(id string) []byte {
+	return append([]byte{kindMember}, id...)
+}
+
+// dedupeKey appends the 'x' key of a dedupe id to dst.
+func dedupeKey(dst []byte, id string) []byte {
+	return append(append(dst, kindDedupe), id...)
+}
+
+// dedupeTimeKey appends the 'y' key of a dedupe id recorded at ts to dst.
+func dedupeTimeKey(dst []byte, ts int64, id string) []byte {
+	dst = binary.BigEndian.AppendUint64(append(dst, kindDedupeByTime), ordKey(ts))
+	return append(dst, id...)
+}
+
+// dedupeTimeID returns the id of a 'y' key.
+func dedupeTimeID(key []byte) []byte { return key[1+8:] }
+
+// ordKey maps a signed time to an unsigned one whose big-endian bytes sort
+// in the same order.
+func ordKey(ts int64) uint64 { return uint64(ts) ^ 1<<63 }
 
 // kindRange returns the bounds of every key of the kind.
 func kindRange(kind byte) (lower, upper []byte) {

@@ -96,6 +96,18 @@ func workload(i int) []Command {
 	q := fmt.Sprintf("/queue/q%d", i%3)
 	cmds := []Command{enqueue(q, fmt.Sprint("m", i), "body", "n", fmt.Sprint(i))}
 	switch i % 10 {
+	case 2:
+		// Every message has the same timestamp: this forgets every id.
+		if i%50 == 2 {
+			cmds = append(cmds, Command{Op: OpExpireDedupe, Before: testMessage("", "", "").Timestamp + 1},
+				setMember(fmt.Sprint("n", i%3), fmt.Sprint("h", i)))
+		}
+	case 4:
+		// Ids repeat: some are duplicates, some new queues are never made.
+		dq := fmt.Sprintf("/queue/d%d", i%7)
+		c := enqueue(dq, fmt.Sprint("m", i), "body")
+		c.DedupeID = fmt.Sprint("d", i%60)
+		cmds = append(cmds, c)
 	case 3:
 		cmds = append(cmds, Command{Op: OpAck, Queue: q, Seqs: []uint64{uint64(i), uint64(i - 1), uint64(i - 2)}})
 	case 5:

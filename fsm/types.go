@@ -65,6 +65,14 @@ const (
 	OpPurge       Op = 7 // Queue: delete every entry
 	OpDeleteQueue Op = 8 // Queue: delete every entry and the queue itself
 
+	// OpExpireDedupe (Before) forgets every dedupe id recorded with a
+	// timestamp before Before: the window slides only when the leader
+	// says so, never by a node's own clock, so every node forgets the same
+	// ids at the same point of the log.
+	OpExpireDedupe Op = 9
+	OpSetMember    Op = 10 // Member: insert it, or replace the member with its ID
+	OpRemoveMember Op = 11 // Member (ID): delete it (a missing one is ignored)
+
 	// OpSkippable marks a command a node may ignore if it does not know
 	// the type, so that a newer leader can add optional commands. Only a
 	// command that changes no replicated state may carry it (a hint, a
@@ -84,13 +92,44 @@ type Command struct {
 	Target  string // OpDeadLetter: store queue to move to
 	Reason  string // OpDeadLetter: why (expired, max deliveries ...)
 	Durable *Durable
+
+	// DedupeID (OpEnqueue, OpPublish), when not empty, makes the command
+	// idempotent: if the id is in the dedupe window the command stores
+	// nothing and its Result says Duplicate; otherwise the message is
+	// stored and the id recorded with Msg.Timestamp. The id space is the
+	// whole group's, not a destination's: the same id sent to two
+	// destinations is stored once. At most MaxDedupeIDLen bytes.
+	DedupeID string
+	Before   int64   // OpExpireDedupe: unix ms; ids recorded before it are forgotten
+	Member   *Member // OpSetMember, OpRemoveMember
 }
+
+// MaxDedupeIDLen bounds Command.DedupeID (ids are keys, and snapshots
+// bound key sizes). A longer one is an invalid command. It must not
+// change: a node replaying a log with another bound than the one that
+// first applied it would diverge. The queue refuses such a SEND, so no
+// such command should reach the log.
+const MaxDedupeIDLen = 1024
 
 // Result is the outcome of one command, in the order the commands were
 // proposed.
 type Result struct {
 	Seq uint64 // OpEnqueue: the entry's position in its queue
-	Err error  // a command that could not be applied (the others still were)
+	// Duplicate (OpEnqueue, OpPublish): the command's DedupeID was in the
+	// window, so nothing was stored and nothing reported to the observer.
+	// It is a success: the message was stored by the command that first
+	// carried the id.
+	Duplicate bool
+	Err       error // a command that could not be applied (the others still were)
+}
+
+// Member is one node of the group as the group's directory records it:
+// its addresses for raft, STOMP clients and the admin HTTP API.
+type Member struct {
+	ID        string // raft server ID, unique in the group
+	RaftAddr  string
+	StompAddr string
+	HTTPAddr  string
 }
 
 // ChangeKind says what an Applied change did.

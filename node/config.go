@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -22,6 +23,7 @@ const (
 	DefaultDataDir            = "./raftmq-data"
 	DefaultStompAddr          = "127.0.0.1:61613"
 	DefaultRaftAddr           = "127.0.0.1:61619"
+	DefaultHTTPAddr           = "127.0.0.1:8161"
 	DefaultSnapshotThreshold  = 2048
 	DefaultSnapshotInterval   = 10 * time.Second
 	DefaultTrailingLogs       = 1024
@@ -52,6 +54,29 @@ type Config struct {
 	// RaftAdvertise is the address peers reach RaftAddr at, when that
 	// differs (NAT, or RaftAddr on all interfaces). Empty means RaftAddr.
 	RaftAdvertise string
+	// StompAdvertise is the client address other members and clients are
+	// told (the CONNECTED frame's raftmq-brokers header), when StompAddr
+	// is not dialable as written. Empty means StompAddr.
+	StompAdvertise string
+	// HTTPAddr is the admin HTTP API's address, open on every member:
+	// joins, status and member changes go through it. Port 0 picks a free
+	// port (tests); "off" disables it, which only a node that neither
+	// joins nor is joined can afford.
+	HTTPAddr string
+	// HTTPAdvertise is the admin address other members dial, when
+	// HTTPAddr is not dialable as written. Empty means HTTPAddr.
+	HTTPAdvertise string
+
+	// BootstrapExpect is how many nodes form a new group: a node without
+	// raft state waits until it has found that many (through Join and the
+	// nodes they know), then all of them bootstrap the same configuration,
+	// once. 0 or 1 with no Join: a single-node group. A node with raft
+	// state never bootstraps again.
+	BootstrapExpect int
+	// Join lists admin (HTTP) addresses of members to join through. Any
+	// member will do: a follower forwards the request to the leader.
+	// Joining is idempotent and retried with backoff until it succeeds.
+	Join []string
 
 	Transport transport.Config
 	// FSM tunes the pebble store of the replicated state.
@@ -101,6 +126,19 @@ type RaftTimeouts struct {
 	Commit      time.Duration
 }
 
+// DefaultRaftTimeouts are the node's timings unless configured: half of
+// raft's own, so a group on a LAN elects a new leader within about a
+// second of losing one (followers wait 0.5-1 s of silence, then vote).
+// Raft's heart-beats run on their own connections, apart from log
+// replication, so a leader busy with fsyncs still sends them in time.
+func DefaultRaftTimeouts() RaftTimeouts {
+	return RaftTimeouts{
+		Heartbeat:   500 * time.Millisecond,
+		Election:    500 * time.Millisecond,
+		LeaderLease: 250 * time.Millisecond,
+	}
+}
+
 // ShortRaftTimeouts returns timings that make a single node or a group on
 // one machine elect a leader within tens of milliseconds, for tests.
 func ShortRaftTimeouts() RaftTimeouts {
@@ -138,7 +176,11 @@ func (c *Config) Validate() error {
 	defStr(&c.DataDir, DefaultDataDir)
 	defStr(&c.StompAddr, DefaultStompAddr)
 	defStr(&c.RaftAddr, DefaultRaftAddr)
+	defStr(&c.HTTPAddr, DefaultHTTPAddr)
 	defStr(&c.Queue.MessageIDPrefix, c.Group+"-"+c.ID)
+	if c.RaftTimeouts == (RaftTimeouts{}) {
+		c.RaftTimeouts = DefaultRaftTimeouts()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -175,6 +217,40 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if len(c.ID) > 128 || strings.ContainsAny(c.ID, " ,/\t\r\n") {
+		errs = append(errs, fmt.Errorf("node id %q: at most 128 characters, without spaces, commas or slashes", c.ID))
+	}
+	if c.StompAdvertise != "" {
+		if err := dialable(c.StompAdvertise); err != nil {
+			errs = append(errs, fmt.Errorf("stomp advertise address: %w", err))
+		}
+	}
+	if c.HTTPAddr != HTTPOff {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			errs = append(errs, fmt.Errorf("http address: %w", err))
+		}
+	} else if len(c.Join) > 0 || c.BootstrapExpect > 1 {
+		errs = append(errs, errors.New("joining a group needs the admin HTTP address (-http)"))
+	}
+	if c.HTTPAdvertise != "" {
+		if err := dialable(c.HTTPAdvertise); err != nil {
+			errs = append(errs, fmt.Errorf("http advertise address: %w", err))
+		}
+	}
+	if c.BootstrapExpect < 0 {
+		errs = append(errs, fmt.Errorf("bootstrap-expect %d: want 0 or more", c.BootstrapExpect))
+	}
+	if c.BootstrapExpect > 1 && len(c.Join) == 0 {
+		errs = append(errs, fmt.Errorf("bootstrap-expect %d: list the other nodes' admin addresses with join", c.BootstrapExpect))
+	}
+	if c.BootstrapExpect == 1 && len(c.Join) > 0 {
+		errs = append(errs, errors.New("bootstrap-expect 1 forms a single-node group: drop join, or raise bootstrap-expect"))
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			errs = append(errs, fmt.Errorf("join address %q: %w", j, err))
+		}
+	}
 	if c.MaxBatchCommands < 0 || c.MaxBatchBytes < 0 || c.MaxInflightEntries < 0 {
 		errs = append(errs, errors.New("negative group commit limit"))
 	}
@@ -207,6 +283,22 @@ func resolveAdvertise(s string) (*net.TCPAddr, error) {
 		return nil, fmt.Errorf("raft advertise address %q: need a host peers can dial and a port", s)
 	}
 	return a, nil
+}
+
+// HTTPOff as Config.HTTPAddr turns the admin API off.
+const HTTPOff = "off"
+
+// dialable checks that s is host:port with a concrete host and port, as
+// an address given to others must be.
+func dialable(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() || port == "0" || port == "" {
+		return fmt.Errorf("%q: need a host others can dial and a port", s)
+	}
+	return nil
 }
 
 // raftConfig is the raft configuration for this node. Validate checks it

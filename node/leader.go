@@ -1,15 +1,27 @@
 package node
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/raftmq/raftmq/queue"
 	"github.com/raftmq/raftmq/transport"
+	"github.com/raftmq/raftmq/transport/stomp"
 )
+
+// BrokersHeader is the CONNECTED frame's header listing the client
+// addresses of every member of the group, comma-separated tcp:// URIs, so
+// that a client given one address learns the rest (as ActiveMQ's
+// updateClusterClients does).
+const BrokersHeader = "raftmq-brokers"
 
 // This file is the one place where leader-only work starts and stops, as
 // in Nomad's monitorLeadership: on gaining leadership the node waits for a
@@ -61,7 +73,7 @@ func (n *Node) monitorLeadership(r *raft.Raft) {
 func (n *Node) lead(r *raft.Raft, stop <-chan struct{}) {
 	delay := 100 * time.Millisecond
 	for {
-		t, err := n.establish(r)
+		t, err := n.establish(r, stop)
 		if err == nil {
 			<-stop
 			t.revoke(n.revokeReason())
@@ -89,7 +101,7 @@ func (n *Node) revokeReason() string {
 	case <-n.shutdown:
 		return "broker shutting down"
 	default:
-		return "lost leadership"
+		return "lost leadership: the group elected another leader or lost its quorum; what got no RECEIPT may or may not have been stored: reconnect to another member and resend it with the same dedupe-id"
 	}
 }
 
@@ -97,6 +109,10 @@ func (n *Node) revokeReason() string {
 // whatever part of it exists.
 type term struct {
 	n        *Node
+	ctx      context.Context // ends with the term, or when revoke starts
+	cancel   context.CancelFunc
+	lease    atomic.Int64  // nanoseconds since n.epoch until which this node surely leads
+	leased   chan struct{} // closed when keepLease returned; nil if it never ran
 	ln       net.Listener
 	prop     *proposer
 	engine   *queue.Engine
@@ -107,13 +123,20 @@ type term struct {
 
 // establish builds the leader's delivery stack and starts serving. On
 // error the returned term holds what was built, for revoke.
-func (n *Node) establish(r *raft.Raft) (*term, error) {
+func (n *Node) establish(r *raft.Raft, stop <-chan struct{}) (*term, error) {
 	t := &term{n: n}
+	t.ctx, t.cancel = stopContext(stop)
+	ctx := t.ctx
 	// Everything committed in earlier terms must be applied before the
-	// engine loads the state, or it would miss messages and acks.
-	if err := r.Barrier(0).Error(); err != nil {
+	// engine loads the state, or it would miss messages and acks. The
+	// barrier's commit also proves a quorum follows this leader now.
+	start := n.sinceEpoch()
+	if err := n.await(ctx, r, r.Barrier(0)); err != nil {
 		return t, fmt.Errorf("raft barrier: %w", err)
 	}
+	t.lease.Store(int64(start + n.leaseDuration()))
+	t.leased = make(chan struct{})
+	go t.keepLease(r)
 	// Listen before loading the state, the costly step, so a busy port
 	// fails early. Clients that connect meanwhile wait in the backlog.
 	var err error
@@ -135,7 +158,10 @@ func (n *Node) establish(r *raft.Raft) (*term, error) {
 	}
 	t.attached = true
 
-	t.srv = transport.NewServer(n.cfg.Transport, broker{t.engine}, n.log.With("logger", "transport"))
+	tcfg := n.cfg.Transport
+	tcfg.ConnectedHeaders = n.connectedHeaders
+	tcfg.Fence = t.fence
+	t.srv = transport.NewServer(tcfg, broker{t.engine}, n.log.With("logger", "transport"))
 	t.served = make(chan struct{})
 	addr := t.ln.Addr()
 	n.setServing(addr) // before Serve, which may clear it on failure
@@ -175,6 +201,96 @@ func (t *term) revoke(reason string) {
 	if t.prop != nil {
 		t.prop.Close()
 	}
+	t.cancel()
+	if t.leased != nil {
+		<-t.leased
+	}
+}
+
+// The leader lease. Raft's leader learns that it was deposed only when it
+// hears from the group again, which a paused or partitioned leader does
+// not: meanwhile it would go on delivering messages, and a newer leader
+// delivers them too. So a leader writes to clients only while a quorum
+// confirmed its leadership recently: a follower that answered a
+// heart-beat at time t refuses to vote for anybody else until its
+// heart-beat timeout passes after t, and the lease ends sooner, after the
+// leader lease timeout (which raft requires to be at most the heart-beat
+// timeout). The transport holds writes while the lease is out (see
+// transport.Config.Fence); every third of a lease the leader asks raft
+// to verify its leadership again.
+
+// leaseDuration is raft's leader lease timeout.
+func (n *Node) leaseDuration() time.Duration {
+	return n.cfg.raftConfig().LeaderLeaseTimeout
+}
+
+func (n *Node) sinceEpoch() time.Duration { return time.Since(n.epoch) }
+
+// fence reports whether this term may write to clients now.
+func (t *term) fence() bool {
+	return !t.n.transferring.Load() && int64(t.n.sinceEpoch()) < t.lease.Load()
+}
+
+// keepLease renews the lease until the term is revoked or raft says this
+// node no longer leads.
+func (t *term) keepLease(r *raft.Raft) {
+	defer close(t.leased)
+	ctx := t.ctx
+	d := t.n.leaseDuration()
+	for {
+		start := t.n.sinceEpoch()
+		if !t.n.transferring.Load() {
+			if err := t.n.await(ctx, r, r.VerifyLeader()); err == nil {
+				t.lease.Store(int64(start + d))
+			} else if ctx.Err() != nil || r.State() != raft.Leader {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.n.shutdown:
+			return
+		case <-time.After(start + d/3 - t.n.sinceEpoch()):
+		}
+	}
+}
+
+// stopContext is a context cancelled when stop closes.
+func stopContext(stop <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// connectedHeaders names the group's client addresses in CONNECTED, this
+// node's first.
+func (n *Node) connectedHeaders() []stomp.Header {
+	recs, err := n.records()
+	if err != nil {
+		n.log.Warn("cannot list the group's brokers for CONNECTED", "err", err)
+		return nil
+	}
+	uris := make([]string, 0, len(recs))
+	if n.self.StompAddr != "" {
+		uris = append(uris, "tcp://"+n.self.StompAddr)
+	}
+	ids := slices.Sorted(maps.Keys(recs))
+	for _, id := range ids {
+		if rec := recs[id]; id != n.cfg.ID && rec.StompAddr != "" {
+			uris = append(uris, "tcp://"+rec.StompAddr)
+		}
+	}
+	if len(uris) == 0 {
+		return nil
+	}
+	return []stomp.Header{{Key: BrokersHeader, Value: strings.Join(uris, ",")}}
 }
 
 // broker adapts *queue.Engine to transport.Broker.

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -37,12 +39,24 @@ type Node struct {
 
 	shutdown    chan struct{} // closed by Close
 	monitorDone chan struct{} // closed when monitorLeadership returned; nil before Start
+	bg          sync.WaitGroup
+	admin       *admin       // nil before Start or with HTTPAddr "off"
+	http        *http.Client // calls to other members' admin APIs
+	// self is this member as the group records it: its advertised
+	// addresses. Set by Start.
+	self fsm.Member
+	// epoch anchors the leader lease on the monotonic clock.
+	epoch time.Time
+	// transferring is set while this leader hands leadership over: it
+	// holds every write to clients (see term.fence).
+	transferring atomic.Bool
 
-	mu        sync.Mutex
-	closed    bool
-	raft      *raft.Raft    // nil before Start
-	stompAddr net.Addr      // the client listener's address while serving, else nil
-	serving   chan struct{} // closed when serving starts; replaced when it stops
+	mu         sync.Mutex
+	closed     bool
+	raft       *raft.Raft    // nil before Start
+	stompAddr  net.Addr      // the client listener's address while serving, else nil
+	serving    chan struct{} // closed when serving starts; replaced when it stops
+	discovered []Peer        // nodes found while waiting to bootstrap
 }
 
 // New validates cfg and opens the node's stores in cfg.DataDir: the state
@@ -59,6 +73,8 @@ func New(cfg Config) (*Node, error) {
 		log:      cfg.Logger,
 		shutdown: make(chan struct{}),
 		serving:  make(chan struct{}),
+		http:     &http.Client{Timeout: adminTimeout},
+		epoch:    time.Now(),
 	}
 	if err := n.openStores(); err != nil {
 		return nil, errors.Join(err, n.closeStores())
@@ -179,9 +195,26 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.started = true
 
+	// The admin listener first: joining needs it, and a busy port should
+	// fail before raft starts.
+	if n.cfg.HTTPAddr != HTTPOff {
+		a, err := newAdmin(n)
+		if err != nil {
+			return err
+		}
+		n.admin = a
+	}
 	trans, err := n.newTransport()
 	if err != nil {
 		return err
+	}
+	n.self = fsm.Member{
+		ID:        n.cfg.ID,
+		RaftAddr:  string(trans.LocalAddr()),
+		StompAddr: advertised(n.cfg.StompAdvertise, n.cfg.StompAddr),
+	}
+	if n.admin != nil {
+		n.self.HTTPAddr = advertised(n.cfg.HTTPAdvertise, n.admin.ln.Addr().String())
 	}
 	conf := n.cfg.raftConfig()
 	if err := n.bootstrapIfNew(conf, trans); err != nil {
@@ -196,10 +229,27 @@ func (n *Node) Start(ctx context.Context) error {
 	n.mu.Unlock()
 	n.monitorDone = make(chan struct{})
 	go n.monitorLeadership(r)
+	if n.admin != nil {
+		n.admin.serve()
+	}
+	n.bg.Add(1)
+	go n.formGroup(r)
 	n.log.Info("node started", "id", n.cfg.ID, "group", n.cfg.Group,
-		"raft_addr", string(trans.LocalAddr()), "data_dir", n.cfg.DataDir,
-		"applied_index", n.fsm.AppliedIndex())
+		"raft_addr", n.self.RaftAddr, "stomp_addr", n.self.StompAddr, "http_addr", n.self.HTTPAddr,
+		"data_dir", n.cfg.DataDir, "applied_index", n.fsm.AppliedIndex())
 	return nil
+}
+
+// advertised is the address to tell others: adv when set, else addr when
+// others can dial it as written, else "" (unknown).
+func advertised(adv, addr string) string {
+	if adv != "" {
+		return adv
+	}
+	if dialable(addr) == nil {
+		return addr
+	}
+	return ""
 }
 
 func (n *Node) newTransport() (*raft.NetworkTransport, error) {
@@ -224,8 +274,9 @@ func (n *Node) newTransport() (*raft.NetworkTransport, error) {
 // data directory holds no raft state. A node with state never bootstraps
 // again: its configuration comes from its log.
 //
-// Joining an existing group (--join) and waiting for the expected number
-// of peers (--bootstrap-expect) replace this for multi-node groups.
+// A node given join addresses does not bootstrap: it joins a group
+// (-join), or forms one with its peers (-bootstrap-expect, see
+// formGroup).
 func (n *Node) bootstrapIfNew(conf *raft.Config, trans raft.Transport) error {
 	has, err := raft.HasExistingState(n.logStore, n.logStore, n.snapshots)
 	if err != nil {
@@ -241,6 +292,9 @@ func (n *Node) bootstrapIfNew(conf *raft.Config, trans raft.Transport) error {
 	if applied := n.fsm.AppliedIndex(); applied > 0 {
 		return fmt.Errorf("node: %s holds state applied up to raft index %d but no raft log or snapshot: restore %s, or remove %s to start empty",
 			n.cfg.DataDir, applied, filepath.Join(n.cfg.DataDir, "raft"), filepath.Join(n.cfg.DataDir, "fsm"))
+	}
+	if len(n.cfg.Join) > 0 {
+		return nil
 	}
 	servers := raft.Configuration{Servers: []raft.Server{{
 		Suffrage: raft.Voter,
@@ -270,6 +324,10 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 
 	close(n.shutdown)
+	if n.admin != nil {
+		n.admin.close()
+	}
+	n.bg.Wait()
 	var errs []error
 	if r != nil {
 		// Leader-only work ends while raft still runs: the proposer waits

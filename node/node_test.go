@@ -24,6 +24,7 @@ func testConfig(t *testing.T, dir string) Config {
 	return Config{
 		DataDir:      dir,
 		StompAddr:    "127.0.0.1:0",
+		HTTPAddr:     "127.0.0.1:0",
 		RaftAddr:     "127.0.0.1:0",
 		RaftTimeouts: ShortRaftTimeouts(),
 		Logger:       testLogger(t),
@@ -468,6 +469,7 @@ func BenchmarkNodeSend(b *testing.B) {
 	cfg := Config{
 		DataDir:      b.TempDir(),
 		StompAddr:    "127.0.0.1:0",
+		HTTPAddr:     "127.0.0.1:0",
 		RaftAddr:     "127.0.0.1:0",
 		RaftTimeouts: ShortRaftTimeouts(),
 		Logger:       slog.New(slog.DiscardHandler),

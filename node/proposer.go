@@ -277,6 +277,10 @@ func (p *proposer) futureError(f raft.ApplyFuture) error {
 	}
 }
 
+// errOutcomeUnknown says what a client must do about a command whose
+// leader went away while committing it.
+var errOutcomeUnknown = errors.New("the operation may or may not have been stored (raft lost leadership before it committed); resend SENDs with the same dedupe-id header")
+
 // applyError turns raft's errors into ours. Those that mean "this node is
 // not (or no longer) the leader" also wrap queue.ErrClosed, which the
 // engine already treats as "not serving"; the raft cause stays visible to
@@ -284,10 +288,14 @@ func (p *proposer) futureError(f raft.ApplyFuture) error {
 func applyError(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader),
-		errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress),
-		errors.Is(err, raft.ErrRaftShutdown):
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it reached the log: nothing was stored.
 		return fmt.Errorf("%w: raft: %w", queue.ErrClosed, err)
+	case errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrRaftShutdown):
+		// The entry may be in logs that the next leader commits: the
+		// client must not take the error as "not stored".
+		return fmt.Errorf("%w: %w: %w", queue.ErrClosed, errOutcomeUnknown, err)
 	default:
 		return fmt.Errorf("raft apply: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -305,7 +306,12 @@ func (r *recorder) cb(name string) func([]fsm.Result, error) {
 		if err != nil {
 			r.got[name] = append(r.got[name], err)
 		} else {
-			r.got[name] = append(r.got[name], res)
+			// Only what the proposer decides: seq and error per result.
+			parts := make([]string, len(res))
+			for i, x := range res {
+				parts[i] = fmt.Sprintf("{%d %v}", x.Seq, x.Err)
+			}
+			r.got[name] = append(r.got[name], "["+strings.Join(parts, " ")+"]")
 		}
 	}
 }

@@ -201,6 +201,10 @@ func (s *Session) Commit(id string, done func(error)) error {
 	}
 	delete(s.txs, id)
 
+	// Each persistent send carries its own dedupe-id. One that is a
+	// duplicate, of an earlier message or of an earlier send of this
+	// transaction, is skipped and the rest applies: a client that replays
+	// a transaction after a failover stores each message once.
 	var cmds []fsm.Command
 	var memory []*fsm.Message
 	var topics []*topic
@@ -209,12 +213,12 @@ func (s *Session) Commit(id string, done func(error)) error {
 		case !m.Persistent:
 			memory = append(memory, m)
 		case isTopic(m.Destination):
-			cmds = append(cmds, fsm.Command{Op: fsm.OpPublish, Topic: m.Destination, Msg: m})
+			cmds = append(cmds, fsm.Command{Op: fsm.OpPublish, Topic: m.Destination, Msg: m, DedupeID: dedupeID(m)})
 			tp := e.topic(m.Destination)
 			tp.inRaft++
 			topics = append(topics, tp)
 		default:
-			cmds = append(cmds, fsm.Command{Op: fsm.OpEnqueue, Queue: m.Destination, Msg: m})
+			cmds = append(cmds, fsm.Command{Op: fsm.OpEnqueue, Queue: m.Destination, Msg: m, DedupeID: dedupeID(m)})
 		}
 	}
 	touched := make(map[*destQueue]struct{})

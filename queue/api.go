@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/raftmq/raftmq/fsm"
 )
@@ -104,4 +105,5 @@ var (
 	ErrMemoryLimit     = errors.New("non-persistent message memory limit reached")
 	ErrClosed          = errors.New("broker is not serving (lost leadership or shutting down)")
 	ErrTooManySubs     = errors.New("too many subscriptions on this connection")
+	ErrBadDedupeID     = fmt.Errorf("%s longer than %d bytes", HeaderDedupeID, fsm.MaxDedupeIDLen)
 )

@@ -44,6 +44,13 @@ type Config struct {
 	// non-durable topic subscriber that does not keep up; beyond it the
 	// oldest are dropped, as ActiveMQ's pending message limit does (10000).
 	TopicSubscriberBacklog int
+	// DedupeWindow is how long the group remembers the dedupe-id of a
+	// persistent SEND, counted from the message's timestamp; a resend
+	// within it is receipted and not stored again (2m). It should exceed
+	// the longest a client may take to resend after a failover. The
+	// engine forgets older ids every min(DedupeWindow/4, 30s), rounded up
+	// to the ExpirySweep tick.
+	DedupeWindow time.Duration
 	// Logger receives the engine's warnings (slog.Default() when nil).
 	Logger *slog.Logger
 }
@@ -78,10 +85,16 @@ func (c *Config) Validate() error {
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 64 << 20
 	}
+	if c.DedupeWindow == 0 {
+		c.DedupeWindow = 2 * time.Minute
+	}
 	if c.DefaultPrefetch < 0 || c.MaxDeliveries < 0 || c.MaxTxFrames < 0 ||
 		c.MaxSubscriptions < 0 || c.TopicSubscriberBacklog < 0 ||
 		c.NonPersistentBytes < 0 || c.CacheBytes < 0 || c.ExpirySweep < 0 || c.MaxTxBytes < 0 {
 		return fmt.Errorf("queue config: negative limit")
+	}
+	if c.DedupeWindow <= 0 {
+		return fmt.Errorf("queue config: dedupe window %v is not positive", c.DedupeWindow)
 	}
 	return nil
 }

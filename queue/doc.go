@@ -12,4 +12,12 @@
 // predecessor had dispatched, so every message it loads from the store is
 // delivered with redelivered:true: a true duplicate is always flagged, at
 // the price of flagging some first deliveries after a failover or restart.
+//
+// Sends can be made idempotent: a persistent SEND with a dedupe-id header
+// is stored once however often it is sent within Config.DedupeWindow
+// (dedupe.go), which makes a failover client's resends exactly-once for
+// stored messages. Non-persistent messages, and persistent topic messages
+// to a topic without durable subscriptions, do not go through raft and are
+// not deduplicated. A dedupe-id longer than 1024 bytes is refused
+// (ErrBadDedupeID).
 package queue

@@ -34,6 +34,8 @@ type Engine struct {
 	npBytes  int64 // memory held by non-persistent pending messages
 	cacheMem int64 // persistent bodies cached in refs
 
+	lastDedupeExpiry time.Time // when expireDedupe last proposed, or the engine started
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -67,6 +69,12 @@ type durableSub struct {
 
 // NewEngine returns an engine ready for Load (through fsm.Attach).
 func NewEngine(cfg Config, log Log, store Store) (*Engine, error) {
+	return newEngineWithClock(cfg, log, store, time.Now)
+}
+
+// newEngineWithClock is NewEngine with the clock its timestamps, expiry and
+// dedupe window go by; tests set it before the sweep loop starts.
+func newEngineWithClock(cfg Config, log Log, store Store, now func() time.Time) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -82,13 +90,15 @@ func NewEngine(cfg Config, log Log, store Store) (*Engine, error) {
 		cfg:      cfg,
 		log:      log,
 		store:    store,
-		now:      time.Now,
+		now:      now,
 		queues:   make(map[string]*destQueue),
 		topics:   make(map[string]*topic),
 		durables: make(map[string]*durableSub),
 		sessions: make(map[*Session]struct{}),
 		idPrefix: "ID:" + prefix + "-" + hex.EncodeToString(nonce[:]) + "-",
 		stop:     make(chan struct{}),
+
+		lastDedupeExpiry: now(),
 	}
 	e.wg.Add(1)
 	go e.sweepLoop()
@@ -320,7 +330,8 @@ func (e *Engine) isDLQ(q *destQueue) bool {
 	return strings.HasPrefix(q.name, "/queue/"+e.cfg.DLQPrefix)
 }
 
-// sweepLoop expires messages in queues nobody consumes from.
+// sweepLoop expires messages in queues nobody consumes from, and slides
+// the dedupe window.
 func (e *Engine) sweepLoop() {
 	defer e.wg.Done()
 	t := time.NewTicker(e.cfg.ExpirySweep)
@@ -331,7 +342,9 @@ func (e *Engine) sweepLoop() {
 			return
 		case <-t.C:
 			e.mu.Lock()
-			now := e.nowMs()
+			wall := e.now()
+			e.expireDedupe(wall)
+			now := wall.UnixMilli()
 			for _, q := range e.queues {
 				if q.expiring > 0 {
 					e.sweep(q, now)

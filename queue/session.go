@@ -90,9 +90,15 @@ func parseDest(d string) (destKind, error) {
 // a persistent one after raft applied it. Inside one (tx != "") it is
 // buffered until COMMIT and done runs at once. A returned error means done
 // will not be called.
+//
+// A dedupe-id header makes a send that goes through raft idempotent (see
+// dedupe.go): a duplicate completes with done(nil) and is not stored.
 func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	kind, err := parseDest(m.Destination)
 	if err != nil {
+		return err
+	}
+	if err := checkDedupeID(m); err != nil {
 		return err
 	}
 	e := s.e
@@ -121,10 +127,13 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	if kind == kindQueue {
 		if m.Persistent {
 			e.mu.Unlock()
-			e.propose([]fsm.Command{{Op: fsm.OpEnqueue, Queue: m.Destination, Msg: m}},
+			// A duplicate (Result.Duplicate) is a success with nothing
+			// stored: the client gets its receipt, no Enqueued follows.
+			e.propose([]fsm.Command{{Op: fsm.OpEnqueue, Queue: m.Destination, Msg: m, DedupeID: dedupeID(m)}},
 				func(_ []fsm.Result, err error) { done(err) })
 			return nil
 		}
+		// Non-persistent: leader memory only, never deduplicated.
 		err := e.enqueueMemory(m)
 		e.mu.Unlock()
 		if err == nil {
@@ -139,7 +148,7 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	if m.Persistent && t != nil && (t.durables > 0 || t.inRaft > 0) {
 		t.inRaft++
 		e.mu.Unlock()
-		e.propose([]fsm.Command{{Op: fsm.OpPublish, Topic: m.Destination, Msg: m}},
+		e.propose([]fsm.Command{{Op: fsm.OpPublish, Topic: m.Destination, Msg: m, DedupeID: dedupeID(m)}},
 			func(_ []fsm.Result, err error) {
 				e.mu.Lock()
 				t.inRaft--
@@ -149,6 +158,8 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 			})
 		return nil
 	}
+	// Straight to the subscribers: nothing is recorded, so a dedupe-id
+	// does not stop a resend from reaching them again.
 	if t != nil {
 		for sub := range t.subs {
 			e.fanout(sub, m)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -40,16 +41,36 @@ func repoRoot() string {
 	return wd
 }
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a loopback port that was free a moment ago. It picks
+// below Linux's ephemeral range (32768-60999 by default): a port the
+// kernel handed out could be taken by any outgoing connection, such as
+// raft dialing a peer, before the server that was given it binds it. It
+// never returns the same port twice in one test process.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if portsGiven[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("free port: none found in 20000-31999")
+	return 0
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // Server is one raftmq server process.
 type Server struct {
@@ -58,6 +79,11 @@ type Server struct {
 	args    []string
 	DataDir string
 	Stomp   string // host:port of the STOMP listener
+	HTTP    string // host:port of the admin API
+	// ready matches the log line after which Start returns: serving
+	// STOMP for a lone server, the admin API for a group member (a
+	// follower never serves STOMP).
+	ready *regexp.Regexp
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -75,12 +101,15 @@ func StartServer(t testing.TB, bin, dataDir string, extra ...string) *Server {
 		bin:     bin,
 		DataDir: dataDir,
 		Stomp:   fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		HTTP:    fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		ready:   servingRE,
 	}
 	s.args = append([]string{"server",
 		"--id", "n1",
 		"--data", dataDir,
 		"--stomp", s.Stomp,
 		"--raft", fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		"--http", s.HTTP,
 	}, extra...)
 	t.Cleanup(s.Stop)
 	s.Start()
@@ -90,7 +119,10 @@ func StartServer(t testing.TB, bin, dataDir string, extra ...string) *Server {
 // maxLogLines bounds the server output a test keeps.
 const maxLogLines = 100000
 
-var servingRE = regexp.MustCompile(`serving STOMP clients.*addr=(\S+)`)
+var (
+	servingRE = regexp.MustCompile(`serving STOMP clients.*addr=(\S+)`)
+	adminRE   = regexp.MustCompile(`serving admin API`)
+)
 
 // Start (re)starts the process with the same arguments and data.
 func (s *Server) Start() {
@@ -123,7 +155,7 @@ func (s *Server) Start() {
 				s.logTail = s.logTail[len(s.logTail)-maxLogLines:]
 			}
 			s.mu.Unlock()
-			if !once && servingRE.MatchString(line) {
+			if !once && s.ready.MatchString(line) {
 				once = true
 				close(serving)
 			}
@@ -134,9 +166,40 @@ func (s *Server) Start() {
 	select {
 	case <-serving:
 	case <-exited:
-		s.t.Fatalf("server exited before serving:\n%s", s.Log())
+		s.t.Fatalf("server exited before it was ready:\n%s", s.Log())
 	case <-time.After(30 * time.Second):
-		s.t.Fatalf("server not serving after 30s:\n%s", s.Log())
+		s.t.Fatalf("server not ready after 30s:\n%s", s.Log())
+	}
+}
+
+// Pause stops the process with SIGSTOP: it keeps its sockets but answers
+// nothing, as a node in a long GC pause or cut off by a partition.
+func (s *Server) Pause() { s.signalNoWait(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (s *Server) Resume() { s.signalNoWait(syscall.SIGCONT) }
+
+func (s *Server) signalNoWait(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(sig)
+	}
+}
+
+// Running reports whether the process is alive.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	exited := s.exited
+	s.mu.Unlock()
+	if exited == nil {
+		return false
+	}
+	select {
+	case <-exited:
+		return false
+	default:
+		return true
 	}
 }
 
@@ -176,6 +239,8 @@ func (s *Server) signal(sig syscall.Signal) {
 	default:
 	}
 	cmd.Process.Signal(sig)
+	// A stopped process would not act on SIGTERM until continued.
+	cmd.Process.Signal(syscall.SIGCONT)
 	select {
 	case <-exited:
 	case <-time.After(20 * time.Second):

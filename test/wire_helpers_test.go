@@ -46,6 +46,7 @@ func startBroker(t *testing.T, tweak func(*node.Config)) *inproc {
 		ID:           "n1",
 		DataDir:      t.TempDir(),
 		StompAddr:    "127.0.0.1:0",
+		HTTPAddr:     "127.0.0.1:0",
 		RaftAddr:     "127.0.0.1:0",
 		RaftTimeouts: node.ShortRaftTimeouts(),
 		Logger:       testLogger(t),

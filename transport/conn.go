@@ -398,6 +398,19 @@ func (c *conn) writeLoop() {
 			// shutdown: a writer that was slow to be scheduled must not
 			// lose the ERROR it was asked to write.
 			c.dw.setCutoff(time.Now().Add(closeTimeout))
+			if !c.fenceAllows() {
+				batch = errorsOnly(batch)
+			}
+		} else if !c.fenceOpen() {
+			// The connection began closing while the batch was held:
+			// nothing held is written, only the ERROR closing queued.
+			c.mu.Lock()
+			batch = errorsOnly(append(batch, c.out...))
+			clear(c.out)
+			c.out = c.out[:0]
+			closing, linger = true, c.linger
+			c.mu.Unlock()
+			c.dw.setCutoff(time.Now().Add(closeTimeout))
 		}
 
 		dels = dels[:0]
@@ -465,6 +478,43 @@ func (c *conn) writeLoop() {
 		c.wrote(n, ctrl)
 	}
 }
+
+// fenceAllows reports whether the server's Fence lets frames out now.
+func (c *conn) fenceAllows() bool {
+	return c.srv.cfg.Fence == nil || c.srv.cfg.Fence()
+}
+
+// errorsOnly keeps the ERROR frames of batch: what a connection closing
+// behind a shut fence may still write. Its receipts may be true (a
+// committed SEND) but come from a node that may no longer lead; the
+// client resends and the group's dedupe window answers.
+func errorsOnly(batch []outItem) []outItem {
+	kept := batch[:0]
+	for _, it := range batch {
+		if it.d == nil && it.f.Command == stomp.ERROR {
+			kept = append(kept, it)
+		}
+	}
+	clear(batch[len(kept):])
+	return kept
+}
+
+// fenceOpen waits until the server's Fence lets frames out, and reports
+// false if the connection started closing first. Control frames wait
+// too: a RECEIPT is as much a promise as a MESSAGE.
+func (c *conn) fenceOpen() bool {
+	for !c.fenceAllows() {
+		if c.isClosing() {
+			return false
+		}
+		time.Sleep(fencePoll)
+	}
+	return true
+}
+
+// fencePoll is how often a held writer asks the Fence again. A held
+// leader renews its lease within a heart-beat round trip or loses it.
+const fencePoll = 2 * time.Millisecond
 
 // wrote releases the accounting of n written bytes, ctrl of them control
 // frames, and resumes the engine once the queue drained below half.

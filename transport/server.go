@@ -75,6 +75,14 @@ type Config struct {
 	// ConnectedHeaders, when set, adds headers to every CONNECTED frame
 	// (the group's client addresses). It is called once per connection.
 	ConnectedHeaders func() []stomp.Header
+	// Fence, when set, is asked before each batch of frames is written:
+	// while it reports false the writer holds the batch, checking again
+	// every few milliseconds, until it turns true or the connection closes.
+	// The node answers from its leader lease, so a leader that may have
+	// been deposed (a long pause, a partition) writes no MESSAGE and no
+	// RECEIPT until a quorum confirms it still leads, and none after it
+	// learns it does not.
+	Fence func() bool
 }
 
 // Validate fills in defaults and rejects impossible values.

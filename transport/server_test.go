@@ -2,6 +2,8 @@ package transport
 
 import (
 	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,4 +226,30 @@ func TestValidateDefaults(t *testing.T) {
 	if hb.send != 0 || hb.recv != 5*time.Second {
 		t.Errorf("negotiated %+v, want send 0, recv 5s", hb)
 	}
+}
+
+// TestFenceHoldsWrites: while the Fence is shut nothing is written, a
+// RECEIPT included; when it opens the held frames go out; a connection
+// closed behind a shut fence gets its ERROR and nothing else.
+func TestFenceHoldsWrites(t *testing.T) {
+	var open atomic.Bool
+	open.Store(true)
+	e := newEnv(t, Config{Fence: open.Load}, newFakeBroker(true))
+	c, _ := e.connect("1.2")
+
+	open.Store(false)
+	c.send(stomp.SEND, "destination", "/queue/a", "receipt", "r1")
+	c.expectSilence()
+	open.Store(true)
+	c.expect(stomp.RECEIPT, "receipt-id", "r1")
+
+	open.Store(false)
+	c.send(stomp.SEND, "destination", "/queue/a", "receipt", "r2")
+	c.expectSilence()
+	e.srv.Close("lost leadership")
+	f := c.read()
+	if f.Command != stomp.ERROR || !strings.Contains(f.Get("message"), "lost leadership") {
+		t.Fatalf("got %s %q, want the ERROR alone", f.Command, f.Headers)
+	}
+	c.expectClosed()
 }

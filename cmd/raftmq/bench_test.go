@@ -13,7 +13,7 @@ import (
 // TestBench runs a small load through a real in-process node and checks
 // the counts the report rests on.
 func TestBench(t *testing.T) {
-	n, err := node.New(node.Config{DataDir: t.TempDir(), StompAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+	n, err := node.New(node.Config{DataDir: t.TempDir(), StompAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
 		RaftTimeouts: node.ShortRaftTimeouts()})
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,10 @@ type verb struct {
 // and one line here.
 var verbs = []verb{
 	{"server", "run a broker node", runServer},
+	{"status", "show the group: leader, term, indexes, members and their state", runStatus},
+	{"members", "list the group's members and their addresses", runMembers},
+	{"remove-node", "drop a (dead) member from the group", runRemoveNode},
+	{"leader-transfer", "hand leadership to another member, before maintenance", runLeaderTransfer},
 	{"bench", "measure a broker's throughput and latency", runBench},
 	{"version", "print the version", runVersion},
 }
@@ -81,7 +85,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "commands:")
 	for _, v := range verbs {
-		fmt.Fprintf(w, "  %-10s %s\n", v.name, v.summary)
+		fmt.Fprintf(w, "  %-16s %s\n", v.name, v.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'raftmq help <command>' for a command's flags.")

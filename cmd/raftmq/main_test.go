@@ -32,8 +32,8 @@ func TestRunDispatch(t *testing.T) {
 		stderrPart string
 	}{
 		{args: nil, code: 2, stderrPart: "usage: raftmq <command>"},
-		{args: []string{"help"}, code: 0, stdout: "  server     run a broker node"},
-		{args: []string{"--help"}, code: 0, stdout: "  version    print the version"},
+		{args: []string{"help"}, code: 0, stdout: "  server           run a broker node"},
+		{args: []string{"--help"}, code: 0, stdout: "  version          print the version"},
 		{args: []string{"nope"}, code: 2, stderrPart: `unknown command "nope"`},
 		{args: []string{"version", "extra"}, code: 2, stderrPart: `raftmq version: unexpected argument "extra"`},
 		{args: []string{"server", "--heartbeat", "soon"}, code: 2, stderrPart: "heartbeat"},

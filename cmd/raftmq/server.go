@@ -26,6 +26,7 @@ type serverFlags struct {
 	logFormat string
 	heartbeat string
 	pprof     string
+	join      string
 }
 
 // parseServerFlags turns the command line into a node configuration and
@@ -48,6 +49,14 @@ func parseServerFlags(args []string, output io.Writer) (node.Config, serverFlags
 	fs.StringVar(&cfg.StompAddr, "stomp", def.StompAddr, "STOMP client address, opened while this node leads")
 	fs.StringVar(&cfg.RaftAddr, "raft", def.RaftAddr, "raft address")
 	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "raft address peers dial, if not -raft's")
+	fs.StringVar(&cfg.StompAdvertise, "stomp-advertise", "", "STOMP address clients are told (CONNECTED's raftmq-brokers), if not -stomp's")
+	fs.StringVar(&cfg.HTTPAddr, "http", def.HTTPAddr, "admin HTTP address (joins, status), open on every member; \"off\" for none")
+	fs.StringVar(&cfg.HTTPAdvertise, "http-advertise", "", "admin address other members dial, if not -http's")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new group once this many nodes (found through -join) are up; never bootstraps over existing state")
+	fs.StringVar(&sf.join, "join", "", "admin addresses (host:port,...) of members to join through, or of the nodes to form a group with")
+	fs.DurationVar(&cfg.RaftTimeouts.Heartbeat, "raft-heartbeat-timeout", def.RaftTimeouts.Heartbeat, "silence from the leader after which a follower calls an election (randomized up to twice this)")
+	fs.DurationVar(&cfg.RaftTimeouts.Election, "raft-election-timeout", def.RaftTimeouts.Election, "how long a candidate waits for votes")
+	fs.DurationVar(&cfg.RaftTimeouts.LeaderLease, "raft-leader-lease", def.RaftTimeouts.LeaderLease, "a leader not confirmed by a quorum this long stops writing to clients and steps down")
 	fs.StringVar(&sf.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&sf.logFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&cfg.Transport.Limits.MaxFrameSize, "max-frame-size", def.Transport.Limits.MaxFrameSize, "largest STOMP frame accepted, in bytes")
@@ -63,6 +72,7 @@ func parseServerFlags(args []string, output io.Writer) (node.Config, serverFlags
 	fs.Int64Var(&cfg.Queue.MaxTxBytes, "max-tx-bytes", def.Queue.MaxTxBytes, "most message bytes in one transaction")
 	fs.IntVar(&cfg.Queue.MaxSubscriptions, "max-subscriptions", def.Queue.MaxSubscriptions, "most subscriptions on one connection")
 	fs.StringVar(&sf.pprof, "pprof", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty")
+	fs.DurationVar(&cfg.Queue.DedupeWindow, "dedupe-window", def.Queue.DedupeWindow, "how long the group remembers a SEND's dedupe-id header, so a resend is not stored twice")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", def.SnapshotThreshold, "raft log entries between snapshots")
 	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", def.SnapshotInterval, "how often raft checks whether a snapshot is due")
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", def.TrailingLogs, "raft log entries kept after a snapshot")
@@ -70,7 +80,11 @@ func parseServerFlags(args []string, output io.Writer) (node.Config, serverFlags
 		fmt.Fprint(fs.Output(), "usage: raftmq server [flags]\n\n"+
 			"Runs a broker node. With no flags: a single-node group serving STOMP on\n"+
 			"127.0.0.1:61613 with its data in ./raftmq-data. SIGINT or SIGTERM stops it\n"+
-			"cleanly.\n\nflags:\n")
+			"cleanly.\n\n"+
+			"A three-node group: on each node give a unique -id, its own -data, -stomp,\n"+
+			"-raft and -http addresses, -bootstrap-expect 3 and -join naming the\n"+
+			"others' -http addresses. To add a node to a running group: -join with any\n"+
+			"member's -http address. Only the leader opens its -stomp port.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +98,11 @@ func parseServerFlags(args []string, output io.Writer) (node.Config, serverFlags
 		return node.Config{}, serverFlags{}, usageError{err}
 	}
 	cfg.Transport.HeartBeat = hb
+	for _, j := range strings.Split(sf.join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			cfg.Join = append(cfg.Join, j)
+		}
+	}
 	return cfg, sf, nil
 }
 

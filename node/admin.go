@@ -1,0 +1,308 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The admin HTTP API: every member serves it, followers included, so
+// that any member can be asked about the group and any member can take a
+// join. Actions that change the group (join, remove, leader transfer) run
+// on the leader; a follower forwards them there.
+
+// forwardedHeader marks a request a follower forwarded, so a node that
+// lost leadership meanwhile answers 503 instead of forwarding again.
+const forwardedHeader = "Raftmq-Forwarded-By"
+
+// maxAdminBody bounds the request bodies the API reads.
+const maxAdminBody = 64 << 10
+
+// adminTimeout bounds one call from a node to another's admin API.
+const adminTimeout = 3 * time.Second
+
+type admin struct {
+	n      *Node
+	ln     net.Listener
+	srv    *http.Server
+	served chan struct{}
+}
+
+// newAdmin binds the admin listener; serve starts answering.
+func newAdmin(n *Node) (*admin, error) {
+	ln, err := net.Listen("tcp", n.cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("node: admin listener on %s: %w", n.cfg.HTTPAddr, err)
+	}
+	a := &admin{n: n, ln: ln, served: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/node", a.getNode)
+	mux.HandleFunc("GET /api/v1/status", a.getStatus)
+	mux.HandleFunc("GET /api/v1/members", a.getMembers)
+	mux.HandleFunc("POST /api/v1/members", a.postMember)
+	mux.HandleFunc("DELETE /api/v1/members/{id}", a.deleteMember)
+	mux.HandleFunc("POST /api/v1/leader-transfer", a.postTransfer)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such API: %s %s", r.Method, r.URL.Path))
+	})
+	a.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	return a, nil
+}
+
+func (a *admin) serve() {
+	go func() {
+		defer close(a.served)
+		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.n.log.Error("admin API stopped", "err", err)
+		}
+	}()
+	a.n.log.Info("serving admin API", "addr", a.ln.Addr().String())
+}
+
+// close stops the server, giving requests in progress a moment.
+func (a *admin) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		a.srv.Close()
+	}
+	select {
+	case <-a.served:
+	case <-ctx.Done():
+	}
+}
+
+func (a *admin) getNode(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Info())
+}
+
+func (a *admin) getStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := a.n.Status(r.Context())
+	if err != nil {
+		writeFailure(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *admin) getMembers(w http.ResponseWriter, r *http.Request) {
+	ms, err := a.n.Members()
+	if err != nil {
+		writeFailure(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ms)
+}
+
+func (a *admin) postMember(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var req JoinRequest
+	if !decodeStrict(w, body, &req) {
+		return
+	}
+	if !a.onLeader(w, r, body) {
+		return
+	}
+	if err := a.n.addMember(r.Context(), req); err != nil {
+		writeFailure(w, err)
+		return
+	}
+	ms, err := a.n.Members()
+	if err != nil {
+		writeFailure(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ms)
+}
+
+func (a *admin) deleteMember(w http.ResponseWriter, r *http.Request) {
+	if !a.onLeader(w, r, nil) {
+		return
+	}
+	if err := a.n.removeMember(r.Context(), r.PathValue("id")); err != nil {
+		writeFailure(w, err)
+		return
+	}
+	ms, err := a.n.Members()
+	if err != nil {
+		writeFailure(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ms)
+}
+
+func (a *admin) postTransfer(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var req TransferRequest
+	if len(bytes.TrimSpace(body)) > 0 && !decodeStrict(w, body, &req) {
+		return
+	}
+	if !a.onLeader(w, r, body) {
+		return
+	}
+	leader, err := a.n.transferLeadership(r.Context(), req.ID)
+	if err != nil {
+		writeFailure(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, TransferResult{LeaderID: leader})
+}
+
+// onLeader reports whether this node leads and may act on r; otherwise it
+// has answered r, by forwarding it to the leader or with an error.
+func (a *admin) onLeader(w http.ResponseWriter, r *http.Request, body []byte) bool {
+	rf := a.n.Raft()
+	if rf == nil {
+		writeError(w, http.StatusServiceUnavailable, "node is not started")
+		return false
+	}
+	if rf.State() == raft.Leader {
+		return true
+	}
+	if by := r.Header.Get(forwardedHeader); by != "" {
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("forwarded by %s, but %s is not the leader (leadership moved): retry", by, a.n.cfg.ID))
+		return false
+	}
+	target, err := a.n.leaderHTTP()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return false
+	}
+	status, resp, err := a.n.callAdmin(r.Context(), r.Method, target, r.URL.RequestURI(), body, true)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("forward to leader at %s: %v", target, err))
+		return false
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(resp)
+	return false
+}
+
+// callAdmin sends one request to another node's admin API and returns the
+// status and body; forwarded marks a request relayed to the leader.
+func (n *Node) callAdmin(ctx context.Context, method, addr, uri string, body []byte, forwarded bool) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+uri, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	if forwarded {
+		req.Header.Set(forwardedHeader, n.cfg.ID)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := n.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("read response: %w", err)
+	}
+	return resp.StatusCode, b, nil
+}
+
+// getAdmin fetches addr's uri into v.
+func (n *Node) getAdmin(ctx context.Context, addr, uri string, v any) error {
+	status, body, err := n.callAdmin(ctx, http.MethodGet, addr, uri, nil, false)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("%s: %s", http.StatusText(status), errorText(body))
+	}
+	return json.Unmarshal(body, v)
+}
+
+// errorText is the message of an ErrorResponse body, or the body.
+func errorText(body []byte) string {
+	var e ErrorResponse
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return string(bytes.TrimSpace(body))
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("read request body: %v", err))
+		return nil, false
+	}
+	return body, true
+}
+
+func decodeStrict(w http.ResponseWriter, body []byte, v any) bool {
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad JSON request: %v", err))
+		return false
+	}
+	return true
+}
+
+// statusError carries an HTTP status with an error.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+func withStatus(code int, format string, args ...any) error {
+	return &statusError{code: code, err: fmt.Errorf(format, args...)}
+}
+
+func writeFailure(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	var se *statusError
+	switch {
+	case errors.As(err, &se):
+		code = se.code
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown),
+		errors.Is(err, ErrClosed), errors.Is(err, context.DeadlineExceeded):
+		code = http.StatusServiceUnavailable
+	}
+	writeError(w, code, err.Error())
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, ErrorResponse{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,150 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftmq/raftmq/node"
+)
+
+// Group is a raft group of `raftmq server` processes on loopback, formed
+// with -bootstrap-expect. Nodes[i] keeps its ports and data across
+// restarts.
+type Group struct {
+	t     testing.TB
+	bin   string
+	Name  string
+	Nodes []*Server
+	joins []string
+}
+
+// StartGroup starts size processes that form one group, and waits until
+// one of them serves clients. Extra flags go to every node.
+func StartGroup(t testing.TB, bin string, size int, extra ...string) *Group {
+	t.Helper()
+	g := &Group{t: t, bin: bin, Name: "g"}
+	for range size {
+		g.joins = append(g.joins, fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
+	}
+	for i := range size {
+		g.Nodes = append(g.Nodes, g.newNode(i, g.joins[i],
+			append([]string{"--bootstrap-expect", fmt.Sprint(size), "--join", strings.Join(g.joins, ",")}, extra...)))
+	}
+	for _, s := range g.Nodes {
+		s.Start()
+	}
+	g.WaitLeader(30 * time.Second)
+	return g
+}
+
+// newNode prepares node i (not started) with its own ports and data.
+func (g *Group) newNode(i int, httpAddr string, extra []string) *Server {
+	dir := filepath.Join(g.t.TempDir(), fmt.Sprintf("n%d", i+1))
+	s := &Server{
+		t:       g.t,
+		bin:     g.bin,
+		DataDir: dir,
+		Stomp:   fmt.Sprintf("127.0.0.1:%d", FreePort(g.t)),
+		HTTP:    httpAddr,
+		ready:   adminRE,
+	}
+	s.args = append([]string{"server",
+		"--id", fmt.Sprintf("n%d", i+1),
+		"--group", g.Name,
+		"--data", dir,
+		"--stomp", s.Stomp,
+		"--raft", fmt.Sprintf("127.0.0.1:%d", FreePort(g.t)),
+		"--http", s.HTTP,
+	}, extra...)
+	g.t.Cleanup(s.Stop)
+	return s
+}
+
+// AddNode starts one more node that joins the group through the first
+// node's admin address (any member would do), and returns it.
+func (g *Group) AddNode(extra ...string) *Server {
+	g.t.Helper()
+	i := len(g.Nodes)
+	s := g.newNode(i, fmt.Sprintf("127.0.0.1:%d", FreePort(g.t)), append([]string{"--join", g.joins[0]}, extra...))
+	g.Nodes = append(g.Nodes, s)
+	s.Start()
+	return s
+}
+
+// Info asks node i about itself.
+func (g *Group) Info(i int) (node.NodeInfo, error) {
+	var info node.NodeInfo
+	err := getJSON(g.Nodes[i].HTTP, "/api/v1/node", &info)
+	return info, err
+}
+
+// Leader returns the index of the node that serves clients, or -1.
+func (g *Group) Leader() int {
+	for i, s := range g.Nodes {
+		if !s.Running() {
+			continue
+		}
+		if info, err := g.Info(i); err == nil && info.Serving && info.State == "Leader" {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitLeader waits until a node serves clients and returns its index.
+func (g *Group) WaitLeader(timeout time.Duration) int {
+	g.t.Helper()
+	leader := -1
+	Eventually(g.t, timeout, "a serving leader", func() bool {
+		leader = g.Leader()
+		return leader >= 0
+	})
+	return leader
+}
+
+// URL is a failover URL listing every node's client address, with opts
+// (such as "randomize=false") as its query.
+func (g *Group) URL(opts string) string {
+	addrs := make([]string, len(g.Nodes))
+	for i, s := range g.Nodes {
+		addrs[i] = "tcp://" + s.Stomp
+	}
+	u := "failover:(" + strings.Join(addrs, ",") + ")"
+	if opts != "" {
+		u += "?" + opts
+	}
+	return u
+}
+
+// HTTPAddrs lists the admin addresses, comma-separated, for the CLI.
+func (g *Group) HTTPAddrs() string {
+	addrs := make([]string, len(g.Nodes))
+	for i, s := range g.Nodes {
+		addrs[i] = s.HTTP
+	}
+	return strings.Join(addrs, ",")
+}
+
+func getJSON(addr, uri string, v any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+uri, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s%s: %s", addr, uri, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
