@@ -26,6 +26,8 @@ type state struct {
 	queues   map[string]struct{}
 	durables map[string]*Durable // by store queue
 	byTopic  map[string][]durableRef
+	// window indexes the dedupe window's ids by hash (see dedupe.go).
+	window dedupeIndex
 
 	refMu     sync.Mutex
 	refs      int  // open snapshots
@@ -52,6 +54,7 @@ func loadState(name, path string, db *pebble.DB) (*state, error) {
 		queues:   make(map[string]struct{}),
 		durables: make(map[string]*Durable),
 		byTopic:  make(map[string][]durableRef),
+		window:   newDedupeIndex(),
 		down:     make(chan struct{}),
 	}
 	v, closer, err := db.Get(metaKey)
@@ -83,6 +86,13 @@ func loadState(name, path string, db *pebble.DB) (*state, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fsm: load durables: %w", err)
+	}
+	err = scan(db, kindDedupeByTime, func(k, _ []byte) error {
+		st.window.add(dedupeTimeID(k))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fsm: load dedupe window: %w", err)
 	}
 	return st, nil
 }

@@ -24,6 +24,7 @@ const (
 	DefaultStompAddr          = "127.0.0.1:61613"
 	DefaultRaftAddr           = "127.0.0.1:61619"
 	DefaultHTTPAddr           = "127.0.0.1:8161"
+	DefaultServerHeartBeat    = time.Second
 	DefaultSnapshotThreshold  = 2048
 	DefaultSnapshotInterval   = 10 * time.Second
 	DefaultTrailingLogs       = 1024
@@ -177,6 +178,14 @@ func (c *Config) Validate() error {
 	defStr(&c.StompAddr, DefaultStompAddr)
 	defStr(&c.RaftAddr, DefaultRaftAddr)
 	defStr(&c.HTTPAddr, DefaultHTTPAddr)
+	if c.Transport.HeartBeat[0] == 0 {
+		// Offer heart-beats every second: a client that asks for them
+		// notices a leader that froze (a long pause, a partition that
+		// drops packets) within seconds and fails over, where the
+		// transport's own default of 10s would leave it waiting ~20s.
+		// An idle connection costs one byte a second.
+		c.Transport.HeartBeat[0] = DefaultServerHeartBeat
+	}
 	defStr(&c.Queue.MessageIDPrefix, c.Group+"-"+c.ID)
 	if c.RaftTimeouts == (RaftTimeouts{}) {
 		c.RaftTimeouts = DefaultRaftTimeouts()

@@ -9,11 +9,12 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/raftmq/raftmq/transport/client"
+	"github.com/raftmq/raftmq/transport/failover"
 	"github.com/raftmq/raftmq/transport/stomp"
 )
 
@@ -34,7 +35,7 @@ type benchConfig struct {
 func runBench(args []string) error {
 	var c benchConfig
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.StringVar(&c.addr, "url", "127.0.0.1:61613", "broker address (host:port or tcp://host:port)")
+	fs.StringVar(&c.addr, "url", "tcp://127.0.0.1:61613", "broker URL: tcp://host:port, host:port, or failover:(tcp://h1:61613,...)?options")
 	fs.StringVar(&c.dest, "dest", "/queue/bench", "destination")
 	fs.IntVar(&c.producers, "producers", 16, "concurrent producer connections")
 	fs.IntVar(&c.consumers, "consumers", 1, "concurrent consumer connections (0: produce only)")
@@ -45,7 +46,7 @@ func runBench(args []string) error {
 	fs.StringVar(&c.ack, "ack", "client-individual", "consumer ack mode: auto, client or client-individual")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: raftmq bench [flags]\n\nSends messages with receipts from several producers while consumers drain\nthe destination; prints throughput and send-to-receipt latency.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: raftmq bench [flags]\n\nSends messages with receipts from several producers while consumers drain\nthe destination; prints throughput, send-to-receipt latency and\nsend-to-receive (end-to-end) latency. Clients are the failover client, so\nevery SEND carries a dedupe-id, as an application's would.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -54,7 +55,9 @@ func runBench(args []string) error {
 	if c.producers < 1 || c.messages < 1 || c.window < 1 || c.size < 0 {
 		return errors.New("bench: producers, messages and window must be positive")
 	}
-	c.addr = trimScheme(c.addr)
+	if !strings.Contains(c.addr, "://") {
+		c.addr = "tcp://" + c.addr
+	}
 	res, err := bench(c)
 	if err != nil {
 		return err
@@ -63,19 +66,12 @@ func runBench(args []string) error {
 	return nil
 }
 
-func trimScheme(addr string) string {
-	const p = "tcp://"
-	if len(addr) > len(p) && addr[:len(p)] == p {
-		return addr[len(p):]
-	}
-	return addr
-}
-
 type benchResult struct {
 	sent, received int64
 	sendTime       time.Duration // first send to last receipt
 	recvTime       time.Duration // first send to last message received
-	latencies      []time.Duration
+	latencies      []time.Duration // send to receipt, sorted
+	e2e            []time.Duration // send to receive, sorted
 }
 
 func bench(c benchConfig) (*benchResult, error) {
@@ -86,9 +82,10 @@ func bench(c benchConfig) (*benchResult, error) {
 	allReceived := make(chan struct{}) // closed by the consumer that takes the last message
 	consumersDone := make(chan error, c.consumers)
 	var lastRecv atomic.Int64
-	var consumerConns []*client.Conn
+	var consumerConns []*failover.Client
+	e2e := make([][]time.Duration, c.consumers)
 	for i := 0; i < c.consumers; i++ {
-		conn, err := client.Dial(ctx, c.addr, client.Options{})
+		conn, err := failover.Dial(ctx, c.addr, failover.Options{})
 		if err != nil {
 			return nil, fmt.Errorf("consumer %d: %w", i, err)
 		}
@@ -98,7 +95,9 @@ func bench(c benchConfig) (*benchResult, error) {
 			return nil, fmt.Errorf("consumer %d subscribe: %w", i, err)
 		}
 		go func() {
-			consumersDone <- consume(ctx, conn, sub, c, &received, &lastRecv, allReceived)
+			var err error
+			e2e[i], err = consume(ctx, conn, sub, c, &received, &lastRecv, allReceived)
+			consumersDone <- err
 		}()
 	}
 	defer func() {
@@ -148,6 +147,10 @@ func bench(c benchConfig) (*benchResult, error) {
 			return nil, err
 		}
 	}
+	for _, l := range e2e {
+		res.e2e = append(res.e2e, l...)
+	}
+	sort.Slice(res.e2e, func(i, j int) bool { return res.e2e[i] < res.e2e[j] })
 	res.received = received.Load()
 	if c.consumers > 0 {
 		res.recvTime = time.Duration(lastRecv.Load() - start.UnixNano())
@@ -158,13 +161,13 @@ func bench(c benchConfig) (*benchResult, error) {
 // produce sends n messages on one connection, keeping up to c.window
 // receipts outstanding, and returns each send-to-receipt latency.
 func produce(ctx context.Context, c benchConfig, n int, body []byte, hdr stomp.Header) ([]time.Duration, error) {
-	conn, err := client.Dial(ctx, c.addr, client.Options{})
+	conn, err := failover.Dial(ctx, c.addr, failover.Options{})
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
 	type inflight struct {
-		r     *client.Receipt
+		r     *failover.Receipt
 		start time.Time
 	}
 	pending := make(chan inflight, c.window)
@@ -184,7 +187,7 @@ func produce(ctx context.Context, c benchConfig, n int, body []byte, hdr stomp.H
 	}()
 	for i := 0; i < n; i++ {
 		t0 := time.Now()
-		r, err := conn.SendAsync(c.dest, body, hdr)
+		r, err := conn.SendAsync(c.dest, body, hdr, stomp.Header{Key: sentAtHeader, Value: strconv.FormatInt(t0.UnixNano(), 10)})
 		if err != nil {
 			close(pending)
 			<-waitErr
@@ -199,40 +202,43 @@ func produce(ctx context.Context, c benchConfig, n int, body []byte, hdr stomp.H
 	return lat, conn.Disconnect(ctx)
 }
 
-func consume(ctx context.Context, conn *client.Conn, sub *client.Subscription, c benchConfig, received, last *atomic.Int64, all chan struct{}) error {
+// sentAtHeader carries a message's send time, for end-to-end latency.
+const sentAtHeader = "bench-sent-at"
+
+func consume(ctx context.Context, conn *failover.Client, sub *failover.Subscription, c benchConfig, received, last *atomic.Int64, all chan struct{}) ([]time.Duration, error) {
+	var e2e []time.Duration
 	for {
 		select {
 		case <-all:
-			return nil
+			return e2e, nil
 		case <-ctx.Done():
-			return fmt.Errorf("consumer: %d of %d messages received: %w", received.Load(), c.messages, ctx.Err())
+			return e2e, fmt.Errorf("consumer: %d of %d messages received: %w", received.Load(), c.messages, ctx.Err())
 		case <-conn.Done():
-			return fmt.Errorf("consumer connection: %w", conn.Err())
+			return e2e, fmt.Errorf("consumer connection: %w", conn.Err())
 		case m, ok := <-sub.C():
 			if !ok {
-				return fmt.Errorf("consumer subscription ended after %d messages: %w", received.Load(), conn.Err())
+				return e2e, fmt.Errorf("consumer subscription ended after %d messages: %w", received.Load(), sub.Err())
+			}
+			now := time.Now()
+			if ns, err := strconv.ParseInt(m.Get(sentAtHeader), 10, 64); err == nil {
+				e2e = append(e2e, now.Sub(time.Unix(0, ns)))
 			}
 			if c.ack != "auto" {
-				if err := conn.Ack(m, ""); err != nil {
-					return err
+				if err := conn.Ack(m, ""); err != nil && !errors.Is(err, failover.ErrStaleMessage) {
+					return e2e, err
 				}
 			}
-			last.Store(time.Now().UnixNano())
+			last.Store(now.UnixNano())
 			if received.Add(1) == int64(c.messages) {
 				close(all)
-				return nil
+				return e2e, nil
 			}
 		}
 	}
 }
 
 func (r *benchResult) print(w io.Writer, c benchConfig) {
-	q := func(p float64) time.Duration {
-		if len(r.latencies) == 0 {
-			return 0
-		}
-		return r.latencies[int(p*float64(len(r.latencies)-1))]
-	}
+	q := func(p float64) time.Duration { return quantile(r.latencies, p) }
 	mode := "persistent"
 	if !c.persistent {
 		mode = "non-persistent"
@@ -245,5 +251,15 @@ func (r *benchResult) print(w io.Writer, c benchConfig) {
 	if c.consumers > 0 {
 		fmt.Fprintf(w, "receive: %.0f msgs/s  (%d messages in %.2fs)\n",
 			float64(r.received)/r.recvTime.Seconds(), r.received, r.recvTime.Seconds())
+		fmt.Fprintf(w, "end-to-end: p50 %v  p99 %v  max %v\n",
+			quantile(r.e2e, 0.5).Round(time.Microsecond), quantile(r.e2e, 0.99).Round(time.Microsecond), quantile(r.e2e, 1).Round(time.Microsecond))
 	}
+}
+
+// quantile of sorted durations.
+func quantile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(p*float64(len(sorted)-1))]
 }

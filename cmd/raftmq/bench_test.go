@@ -27,13 +27,13 @@ func TestBench(t *testing.T) {
 	if err := n.WaitServing(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c := benchConfig{addr: n.StompAddr().String(), dest: "/queue/bench-test", producers: 3, consumers: 2,
+	c := benchConfig{addr: "tcp://" + n.StompAddr().String(), dest: "/queue/bench-test", producers: 3, consumers: 2,
 		messages: 500, size: 100, window: 8, persistent: true, ack: "client-individual", timeout: time.Minute}
 	res, err := bench(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.sent != 500 || len(res.latencies) != 500 || res.received < 500 {
+	if res.sent != 500 || len(res.latencies) != 500 || res.received < 500 || len(res.e2e) < 500 {
 		t.Fatalf("sent %d, %d latencies, received %d; want 500 each", res.sent, len(res.latencies), res.received)
 	}
 	if res.latencies[0] <= 0 || res.latencies[0] > res.latencies[len(res.latencies)-1] {
@@ -41,7 +41,7 @@ func TestBench(t *testing.T) {
 	}
 	var out bytes.Buffer
 	res.print(&out, c)
-	for _, want := range []string{"500 persistent messages of 100 bytes", "send:", "receipt: p50", "receive:"} {
+	for _, want := range []string{"500 persistent messages of 100 bytes", "send:", "receipt: p50", "receive:", "end-to-end: p50"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -24,6 +24,8 @@ type verb struct {
 // and one line here.
 var verbs = []verb{
 	{"server", "run a broker node", runServer},
+	{"send", "send messages to a queue or topic and wait for their receipts", runSend},
+	{"receive", "receive messages from a queue or topic and print them", runReceive},
 	{"status", "show the group: leader, term, indexes, members and their state", runStatus},
 	{"members", "list the group's members and their addresses", runMembers},
 	{"remove-node", "drop a (dead) member from the group", runRemoveNode},
