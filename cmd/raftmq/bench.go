@@ -68,8 +68,8 @@ func runBench(args []string) error {
 
 type benchResult struct {
 	sent, received int64
-	sendTime       time.Duration // first send to last receipt
-	recvTime       time.Duration // first send to last message received
+	sendTime       time.Duration   // first send to last receipt
+	recvTime       time.Duration   // first send to last message received
 	latencies      []time.Duration // send to receipt, sorted
 	e2e            []time.Duration // send to receive, sorted
 }
