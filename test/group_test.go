@@ -232,3 +232,30 @@ func TestGroupGrowsAndShrinks(t *testing.T) {
 		t.Fatal("no message after shrinking")
 	}
 }
+
+// TestCLISendReceive drives `raftmq send` and `raftmq receive` through a
+// failover URL of a group.
+func TestCLISendReceive(t *testing.T) {
+	g := StartGroup(t, raftmqBin, 3)
+	url := failoverURL(g)
+	if out := cli(t, "send", "--url", url, "--dest", "/queue/cli", "--header", "kind:greeting", "hello there"); !strings.HasPrefix(out, "sent 1 message to /queue/cli (receipted by 127.0.0.1:") {
+		t.Errorf("send printed %q", out)
+	}
+	if out := cli(t, "send", "--url", url, "--dest", "/queue/cli", "--count", "50", "--size", "10"); !strings.Contains(out, "sent 50 messages to /queue/cli") {
+		t.Errorf("send --count printed %q", out)
+	}
+	out := cli(t, "receive", "--url", url, "--dest", "/queue/cli", "--count", "51", "--headers")
+	if !strings.Contains(out, "kind:greeting\n") || !strings.Contains(out, "\nhello there\n") || strings.Count(out, "xxxxxxxxxx\n") != 50 {
+		t.Errorf("receive printed:\n%s", out)
+	}
+	// Everything was acked: nothing is left.
+	cmd := exec.Command(raftmqBin, "receive", "--url", url, "--dest", "/queue/cli", "--count", "1", "--timeout", "500ms")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "received 0 of 1") {
+		t.Errorf("receive from the drained queue: %v\n%s", err, out)
+	}
+	// A bad URL option is an error, not ignored.
+	cmd = exec.Command(raftmqBin, "send", "--url", url+"&bogus=1", "--dest", "/queue/cli", "x")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), `unknown option "bogus"`) {
+		t.Errorf("send with an unknown URL option: %v\n%s", err, out)
+	}
+}

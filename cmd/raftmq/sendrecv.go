@@ -153,13 +153,14 @@ func runSend(args []string) error {
 	if err := ctx.Err(); err != nil || sent < count {
 		return fmt.Errorf("sent %d of %d messages to %s: %w", sent, count, dest, errors.Join(err, c.Err()))
 	}
+	addr := c.Addr()
 	if err := c.Disconnect(ctx); err != nil {
 		return fmt.Errorf("disconnect: %w", err)
 	}
 	if !quiet {
 		el := time.Since(start)
 		if count == 1 {
-			fmt.Printf("sent 1 message to %s (receipted by %s)\n", dest, c.Addr())
+			fmt.Printf("sent 1 message to %s (receipted by %s)\n", dest, addr)
 		} else {
 			fmt.Printf("sent %d messages to %s in %v (%.0f msgs/s), all receipted\n", count, dest, el.Round(time.Millisecond), float64(count)/el.Seconds())
 		}
