@@ -35,6 +35,8 @@ type admin struct {
 	ln     net.Listener
 	srv    *http.Server
 	served chan struct{}
+	// serving is set by serve; close before it only closes the listener.
+	serving bool
 }
 
 // newAdmin binds the admin listener; serve starts answering.
@@ -66,6 +68,7 @@ func newAdmin(n *Node) (*admin, error) {
 }
 
 func (a *admin) serve() {
+	a.serving = true
 	go func() {
 		defer close(a.served)
 		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -77,6 +80,10 @@ func (a *admin) serve() {
 
 // close stops the server, giving requests in progress a moment.
 func (a *admin) close() {
+	if !a.serving {
+		a.ln.Close() // Start failed before serving
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := a.srv.Shutdown(ctx); err != nil {

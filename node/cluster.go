@@ -69,7 +69,7 @@ func (n *Node) hasState(r *raft.Raft) bool {
 	if r.LastIndex() > 0 {
 		return true
 	}
-	cfg, err := n.configuration(context.Background(), r)
+	cfg, err := n.configuration(n.ctx, r)
 	return err == nil && len(cfg.Servers) > 0
 }
 
@@ -321,10 +321,8 @@ func (n *Node) removeMember(ctx context.Context, id string) error {
 // to clients while the new leader is being elected.
 func (n *Node) transferLeadership(ctx context.Context, id string) (string, error) {
 	r := n.Raft()
-	var f raft.Future
-	if id == "" {
-		f = r.LeadershipTransfer()
-	} else {
+	var target *raft.Server
+	if id != "" {
 		cfg, err := n.configuration(ctx, r)
 		if err != nil {
 			return "", err
@@ -336,11 +334,22 @@ func (n *Node) transferLeadership(ctx context.Context, id string) (string, error
 		if id == n.cfg.ID {
 			return id, nil
 		}
-		f = r.LeadershipTransferToServer(cfg.Servers[i].ID, cfg.Servers[i].Address)
+		target = &cfg.Servers[i]
 	}
+	// Give the lease up before raft starts the transfer: from here the
+	// target may win an election at any moment. It stays given up after
+	// a successful transfer, until this node's next term (establish).
 	n.transferring.Store(true)
-	defer n.transferring.Store(false)
+	var f raft.Future
+	if target == nil {
+		f = r.LeadershipTransfer()
+	} else {
+		f = r.LeadershipTransferToServer(target.ID, target.Address)
+	}
 	if err := n.await(ctx, r, f); err != nil {
+		if r.State() == raft.Leader {
+			n.transferring.Store(false) // still leading: serve again
+		}
 		return "", fmt.Errorf("leadership transfer: %w", err)
 	}
 	for {
@@ -373,14 +382,16 @@ func (n *Node) formGroup(r *raft.Raft) {
 
 // discoverAndBootstrap finds BootstrapExpect nodes through the join
 // addresses (and the nodes they found) and bootstraps them all as one
-// configuration. Every node of the set does the same with the same set,
-// which raft allows. It returns early, true, when a formed group turns up
-// (this node then joins it) or this node got raft state meanwhile; false
-// when the node closes.
+// configuration. A node bootstraps only when every node it found reports
+// having found exactly the same set: then each of them bootstraps the
+// same configuration, which raft allows, and no two nodes can bootstrap
+// different ones (which raft could not tell apart: both at index 1, term
+// 1). It returns early, true, when a formed group turns up (this node
+// then joins it) or this node got raft state meanwhile; false when the
+// node closes.
 func (n *Node) discoverAndBootstrap(r *raft.Raft) bool {
 	expect := n.cfg.BootstrapExpect
 	self := Peer{ID: n.cfg.ID, RaftAddr: n.self.RaftAddr, HTTPAddr: n.self.HTTPAddr}
-	found := map[string]Peer{self.ID: self}
 	var lastComplaint string
 	complain := func(msg string, args ...any) {
 		// Once per distinct problem: discovery loops twice a second.
@@ -389,9 +400,13 @@ func (n *Node) discoverAndBootstrap(r *raft.Raft) bool {
 			n.log.Warn(msg, args...)
 		}
 	}
+	var prev map[string]Peer // the last pass's set
 	for {
+		// Each pass starts over: a node that stopped answering drops out.
+		found := map[string]Peer{self.ID: self}
+		theirs := map[string][]string{} // what each peer reports having found
 		addrs := slices.Clone(n.cfg.Join)
-		for _, p := range found {
+		for _, p := range prev {
 			if p.ID != self.ID && !slices.Contains(addrs, p.HTTPAddr) {
 				addrs = append(addrs, p.HTTPAddr)
 			}
@@ -401,7 +416,7 @@ func (n *Node) discoverAndBootstrap(r *raft.Raft) bool {
 				continue
 			}
 			var info NodeInfo
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			ctx, cancel := context.WithTimeout(n.ctx, time.Second)
 			err := n.getAdmin(ctx, addrs[i], "/api/v1/node", &info)
 			cancel()
 			switch {
@@ -423,27 +438,38 @@ func (n *Node) discoverAndBootstrap(r *raft.Raft) bool {
 				continue
 			}
 			found[info.ID] = Peer{ID: info.ID, RaftAddr: info.RaftAddr, HTTPAddr: info.HTTPAddr}
+			theirs[info.ID] = peerIDs(info.Discovered)
 			for _, p := range info.Discovered {
 				if !slices.Contains(addrs, p.HTTPAddr) {
 					addrs = append(addrs, p.HTTPAddr) // checked in this pass
 				}
 			}
 		}
+		prev = found
 		n.mu.Lock()
 		n.discovered = maps2slice(found)
 		n.mu.Unlock()
+		mine := peerIDs(maps2slice(found))
+		agreed := true
+		for id, ids := range theirs {
+			if !slices.Equal(ids, mine) {
+				agreed = false
+				complain("waiting for the nodes to agree on the group's members", "found", mine, "node", id, "its_found", ids)
+				break
+			}
+		}
 
 		if n.hasState(r) {
 			return true // a peer bootstrapped with us and reached us first
 		}
 		switch {
-		case len(found) == expect:
+		case len(found) == expect && agreed:
 			peers := maps2slice(found)
 			servers := make([]raft.Server, len(peers))
 			for i, p := range peers {
 				servers[i] = raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)}
 			}
-			err := n.await(context.Background(), r, r.BootstrapCluster(raft.Configuration{Servers: servers}))
+			err := n.await(n.ctx, r, r.BootstrapCluster(raft.Configuration{Servers: servers}))
 			switch {
 			case err == nil:
 				n.log.Info("bootstrapped the group", "group", n.cfg.Group, "members", peerIDs(peers))
@@ -461,7 +487,7 @@ func (n *Node) discoverAndBootstrap(r *raft.Raft) bool {
 		case len(found) > expect:
 			complain("found more nodes than bootstrap-expect; refusing to bootstrap (start extra nodes with -join only)",
 				"found", peerIDs(maps2slice(found)), "bootstrap_expect", expect)
-		default:
+		case len(found) < expect:
 			complain("waiting for nodes to bootstrap the group", "found", len(found), "bootstrap_expect", expect)
 		}
 		select {
@@ -516,11 +542,11 @@ func (n *Node) register(r *raft.Raft) {
 // registerOnce is one round of register; done reports that nothing is
 // left to do.
 func (n *Node) registerOnce(r *raft.Raft, self fsm.Member, warned *bool) (done bool, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*adminTimeout)
+	ctx, cancel := context.WithTimeout(n.ctx, 2*adminTimeout)
 	defer cancel()
 	cfg, err := n.configuration(ctx, r)
 	if err != nil {
-		return errors.Is(err, ErrClosed), err
+		return n.ctx.Err() != nil, err
 	}
 	inConfig := slices.ContainsFunc(cfg.Servers, func(s raft.Server) bool {
 		return string(s.ID) == self.ID && string(s.Address) == self.RaftAddr && s.Suffrage == raft.Voter

@@ -328,3 +328,23 @@ func TestGroupRestartKeepsMembership(t *testing.T) {
 		t.Errorf("body %q, want kept", f.Body)
 	}
 }
+
+// TestBootstrapExpectRefusesExtraNodes: four nodes that each expect three
+// must not bootstrap at all (which three?), rather than risk two groups.
+func TestBootstrapExpectRefusesExtraNodes(t *testing.T) {
+	cfgs := newGroupConfigs(t, 4)
+	var nodes []*groupNode
+	for _, c := range cfgs {
+		c.BootstrapExpect = 3
+		nodes = append(nodes, startGroupNode(t, c))
+	}
+	time.Sleep(2 * time.Second) // several discovery passes
+	for _, g := range nodes {
+		if info := g.n.Info(); info.Bootstrapped || info.State == "Leader" {
+			t.Errorf("%s bootstrapped (state %s) with four candidates for three places", g.cfg.ID, info.State)
+		}
+		if len(g.n.Info().Discovered) != 4 {
+			t.Errorf("%s found %v, want all four", g.cfg.ID, g.n.Info().Discovered)
+		}
+	}
+}

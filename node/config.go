@@ -241,6 +241,15 @@ func (c *Config) Validate() error {
 	} else if len(c.Join) > 0 || c.BootstrapExpect > 1 {
 		errs = append(errs, errors.New("joining a group needs the admin HTTP address (-http)"))
 	}
+	if (len(c.Join) > 0 || c.BootstrapExpect > 1) && c.HTTPAdvertise == "" && c.HTTPAddr != HTTPOff {
+		// Members reach each other through the admin address they
+		// register; one on every interface says nothing dialable.
+		if host, _, err := net.SplitHostPort(c.HTTPAddr); err == nil {
+			if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+				errs = append(errs, fmt.Errorf("http address %q listens on every interface: set -http-advertise to an address other members can dial", c.HTTPAddr))
+			}
+		}
+	}
 	if c.HTTPAdvertise != "" {
 		if err := dialable(c.HTTPAdvertise); err != nil {
 			errs = append(errs, fmt.Errorf("http advertise address: %w", err))

@@ -111,6 +111,8 @@ type term struct {
 	n        *Node
 	ctx      context.Context // ends with the term, or when revoke starts
 	cancel   context.CancelFunc
+	raft     *raft.Raft
+	raftTerm uint64        // the raft term this term serves, read after the barrier
 	lease    atomic.Int64  // nanoseconds since n.epoch until which this node surely leads
 	leased   chan struct{} // closed when keepLease returned; nil if it never ran
 	ln       net.Listener
@@ -134,6 +136,12 @@ func (n *Node) establish(r *raft.Raft, stop <-chan struct{}) (*term, error) {
 	if err := n.await(ctx, r, r.Barrier(0)); err != nil {
 		return t, fmt.Errorf("raft barrier: %w", err)
 	}
+	t.raft, t.raftTerm = r, r.CurrentTerm()
+	if r.State() != raft.Leader {
+		return t, fmt.Errorf("lost leadership after the barrier")
+	}
+	// A transfer this node began in an earlier term is over.
+	n.transferring.Store(false)
 	t.lease.Store(int64(start + n.leaseDuration()))
 	t.leased = make(chan struct{})
 	go t.keepLease(r)
@@ -219,16 +227,26 @@ func (t *term) revoke(reason string) {
 // transport.Config.Fence); every third of a lease the leader asks raft
 // to verify its leadership again.
 
-// leaseDuration is raft's leader lease timeout.
+// leaseDuration is how long a confirmation of leadership stays good:
+// raft's leader lease timeout, but at most half the heart-beat timeout. A
+// VerifyLeader may count a follower's answer to an RPC sent shortly
+// before it began, so the lease keeps a margin of at least half a
+// heart-beat timeout below the time a follower waits before it would
+// vote for another candidate.
 func (n *Node) leaseDuration() time.Duration {
-	return n.cfg.raftConfig().LeaderLeaseTimeout
+	rc := n.cfg.raftConfig()
+	return min(rc.LeaderLeaseTimeout, rc.HeartbeatTimeout/2)
 }
 
 func (n *Node) sinceEpoch() time.Duration { return time.Since(n.epoch) }
 
-// fence reports whether this term may write to clients now.
+// fence reports whether this term may write to clients now: the lease
+// holds, no transfer is under way, and raft still leads in the same term
+// (a node that stepped down, or lost and regained leadership, must wait
+// for revoke rather than write for a stale engine).
 func (t *term) fence() bool {
-	return !t.n.transferring.Load() && int64(t.n.sinceEpoch()) < t.lease.Load()
+	return !t.n.transferring.Load() && int64(t.n.sinceEpoch()) < t.lease.Load() &&
+		t.raft.State() == raft.Leader && t.raft.CurrentTerm() == t.raftTerm
 }
 
 // keepLease renews the lease until the term is revoked or raft says this
@@ -239,8 +257,11 @@ func (t *term) keepLease(r *raft.Raft) {
 	d := t.n.leaseDuration()
 	for {
 		start := t.n.sinceEpoch()
+		if r.CurrentTerm() != t.raftTerm {
+			return // a later term's confirmations say nothing about this one
+		}
 		if !t.n.transferring.Load() {
-			if err := t.n.await(ctx, r, r.VerifyLeader()); err == nil {
+			if err := t.n.await(ctx, r, r.VerifyLeader()); err == nil && r.CurrentTerm() == t.raftTerm {
 				t.lease.Store(int64(start + d))
 			} else if ctx.Err() != nil || r.State() != raft.Leader {
 				return

@@ -37,7 +37,11 @@ type Node struct {
 	logStore  *raftboltdb.BoltStore
 	snapshots *raft.FileSnapshotStore
 
-	shutdown    chan struct{} // closed by Close
+	shutdown chan struct{} // closed by Close
+	// ctx is cancelled by Close, for the background calls to other
+	// members (joining, discovery), so Close does not wait them out.
+	ctx         context.Context
+	cancelCtx   context.CancelFunc
 	monitorDone chan struct{} // closed when monitorLeadership returned; nil before Start
 	bg          sync.WaitGroup
 	admin       *admin       // nil before Start or with HTTPAddr "off"
@@ -76,6 +80,7 @@ func New(cfg Config) (*Node, error) {
 		http:     &http.Client{Timeout: adminTimeout},
 		epoch:    time.Now(),
 	}
+	n.ctx, n.cancelCtx = context.WithCancel(context.Background())
 	if err := n.openStores(); err != nil {
 		return nil, errors.Join(err, n.closeStores())
 	}
@@ -324,6 +329,7 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 
 	close(n.shutdown)
+	n.cancelCtx()
 	if n.admin != nil {
 		n.admin.close()
 	}

@@ -77,11 +77,14 @@ type Config struct {
 	ConnectedHeaders func() []stomp.Header
 	// Fence, when set, is asked before each batch of frames is written:
 	// while it reports false the writer holds the batch, checking again
-	// every few milliseconds, until it turns true or the connection closes.
-	// The node answers from its leader lease, so a leader that may have
-	// been deposed (a long pause, a partition) writes no MESSAGE and no
-	// RECEIPT until a quorum confirms it still leads, and none after it
-	// learns it does not.
+	// every few milliseconds, until it turns true or the connection closes
+	// (then only the closing ERROR is written). The node answers from its
+	// leader lease, so a leader that may have been deposed (a long pause,
+	// a partition) starts no write of a MESSAGE or RECEIPT until a quorum
+	// confirms it still leads. The check precedes the write: a process
+	// paused between the two can still finish a write it began. A
+	// connection closed while the fence is open (a normal shutdown) writes
+	// its pending RECEIPTs, which all follow commits.
 	Fence func() bool
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -74,7 +75,14 @@ func (a *adminFlags) call(method, uri string, body any, out any) error {
 			if json.Unmarshal(b, &e) != nil || e.Error == "" {
 				e.Error = strings.TrimSpace(string(b))
 			}
-			return fmt.Errorf("%s (%d %s)", e.Error, resp.StatusCode, http.StatusText(resp.StatusCode))
+			err := fmt.Errorf("%s: %s (%d %s)", addr, e.Error, resp.StatusCode, http.StatusText(resp.StatusCode))
+			if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusBadGateway {
+				// This member cannot act now (no leader known,
+				// leadership moving): another may.
+				errs = append(errs, err)
+				continue
+			}
+			return err
 		}
 		if out != nil {
 			if err := json.Unmarshal(b, out); err != nil {
@@ -83,7 +91,7 @@ func (a *adminFlags) call(method, uri string, body any, out any) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("no member answered: %w", errors.Join(errs...))
+	return fmt.Errorf("no member could answer: %w", errors.Join(errs...))
 }
 
 func printJSON(v any) error {
@@ -179,7 +187,7 @@ func runRemoveNode(args []string) error {
 		return err
 	}
 	var ms []node.Member
-	if err := a.call(http.MethodDelete, "/api/v1/members/"+rest[0], nil, &ms); err != nil {
+	if err := a.call(http.MethodDelete, "/api/v1/members/"+url.PathEscape(rest[0]), nil, &ms); err != nil {
 		return err
 	}
 	fmt.Printf("removed %s; the group now has %d members:\n\n", rest[0], len(ms))

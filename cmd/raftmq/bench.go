@@ -53,7 +53,7 @@ func runBench(args []string) error {
 		return err
 	}
 	if c.producers < 1 || c.messages < 1 || c.window < 1 || c.size < 0 {
-		return errors.New("bench: producers, messages and window must be positive")
+		return usageError{errors.New("producers, messages and window must be positive")}
 	}
 	if !strings.Contains(c.addr, "://") {
 		c.addr = "tcp://" + c.addr

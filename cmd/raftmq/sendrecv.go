@@ -122,7 +122,10 @@ func runSend(args []string) error {
 	start := time.Now()
 	inflight := make(chan *failover.Receipt, window)
 	errc := make(chan error, 1)
+	// The waiter stops the sender at the first failed receipt.
+	failed := make(chan struct{})
 	go func() {
+		defer close(failed)
 		for r := range inflight {
 			if err := r.Wait(ctx); err != nil {
 				errc <- err
@@ -134,24 +137,29 @@ func runSend(args []string) error {
 		errc <- nil
 	}()
 	sent := 0
+	var sendErr error
+send:
 	for ; sent < count; sent++ {
 		r, err := c.SendAsync(dest, body, headers...)
 		if err != nil {
+			sendErr = err
 			break
 		}
 		select {
 		case inflight <- r:
-			continue
 		case <-ctx.Done():
+			sendErr = ctx.Err()
+			break send
+		case <-failed:
+			break send
 		}
-		break
 	}
 	close(inflight)
 	if err := <-errc; err != nil {
 		return fmt.Errorf("send to %s: %w", dest, err)
 	}
-	if err := ctx.Err(); err != nil || sent < count {
-		return fmt.Errorf("sent %d of %d messages to %s: %w", sent, count, dest, errors.Join(err, c.Err()))
+	if sendErr != nil || sent < count {
+		return fmt.Errorf("sent %d of %d messages to %s: %w", sent, count, dest, errors.Join(sendErr, c.Err()))
 	}
 	addr := c.Addr()
 	if err := c.Disconnect(ctx); err != nil {

@@ -368,15 +368,24 @@ func (c *Client) retire(s *session) {
 	c.mu.Unlock()
 	s.writers.Wait()
 	s.closeQueue()
+	if s.conn.Err() == nil {
+		// A restore that failed on a live connection (a broker too slow
+		// to answer). Its watcher waits for receipts the broker may hold
+		// for ever (a leader whose lease lapsed, a frozen process), so it
+		// gets ConnectTimeout to settle them; then the connection ends,
+		// which fails the rest (they are resent, deduplicated). Messages
+		// it delivered and nobody took yet are dropped, and the broker
+		// redelivers those not auto-acked.
+		select {
+		case <-s.drained:
+		case <-c.stop:
+		case <-time.After(c.opts.ConnectTimeout):
+		}
+		_ = s.conn.Close()
+	}
 	select {
 	case <-s.drained:
 	case <-c.stop:
-	}
-	if s.conn.Err() == nil {
-		// A restore that failed on a live connection (a broker too slow to
-		// answer): end it. Messages it delivered and nobody took yet are
-		// dropped, and the broker redelivers those not auto-acked.
-		_ = s.conn.Close()
 	}
 	c.release(s)
 }
