@@ -535,7 +535,11 @@ func (n *Node) register(r *raft.Raft) {
 			return
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, 5*time.Second)
+		if err == nil {
+			delay = 100 * time.Millisecond // accepted: check again soon
+		} else {
+			delay = min(2*delay, 5*time.Second)
+		}
 	}
 }
 
