@@ -109,7 +109,16 @@ func (a *admin) getStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *admin) getMembers(w http.ResponseWriter, r *http.Request) {
-	ms, err := a.n.Members()
+	a.writeMembers(w, nil)
+}
+
+// writeMembers answers with the member list, or with err if an action
+// before it failed.
+func (a *admin) writeMembers(w http.ResponseWriter, err error) {
+	var ms []Member
+	if err == nil {
+		ms, err = a.n.Members()
+	}
 	if err != nil {
 		writeFailure(w, err)
 		return
@@ -129,32 +138,14 @@ func (a *admin) postMember(w http.ResponseWriter, r *http.Request) {
 	if !a.onLeader(w, r, body) {
 		return
 	}
-	if err := a.n.addMember(r.Context(), req); err != nil {
-		writeFailure(w, err)
-		return
-	}
-	ms, err := a.n.Members()
-	if err != nil {
-		writeFailure(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, ms)
+	a.writeMembers(w, a.n.addMember(r.Context(), req))
 }
 
 func (a *admin) deleteMember(w http.ResponseWriter, r *http.Request) {
 	if !a.onLeader(w, r, nil) {
 		return
 	}
-	if err := a.n.removeMember(r.Context(), r.PathValue("id")); err != nil {
-		writeFailure(w, err)
-		return
-	}
-	ms, err := a.n.Members()
-	if err != nil {
-		writeFailure(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, ms)
+	a.writeMembers(w, a.n.removeMember(r.Context(), r.PathValue("id")))
 }
 
 func (a *admin) postTransfer(w http.ResponseWriter, r *http.Request) {
