@@ -239,13 +239,21 @@ func TestNodeRestoresWipedState(t *testing.T) {
 // must neither fail nor restore needlessly.
 func TestNodeRestartsAfterSnapshotOfNoops(t *testing.T) {
 	dir := t.TempDir()
-	n := startNode(t, testConfig(t, dir))
+	// Fixed addresses: a node whose addresses changed records them anew
+	// (a command the FSM sees), which this test must not have at the end.
+	cfg := testConfig(t, dir)
+	cfg.RaftAddr, cfg.HTTPAddr = freeAddr(t), freeAddr(t)
+	n := startNode(t, cfg)
 	sendReceipted(t, n, "/queue/noop", "kept")
+	waitFor(t, 5*time.Second, "the node's addresses recorded", func() bool {
+		recs, err := n.records()
+		return err == nil && recs[n.cfg.ID] == n.self
+	})
 	if err := n.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 
-	n = startNode(t, testConfig(t, dir)) // a new term: no-op and barrier entries
+	n = startNode(t, cfg) // a new term: no-op and barrier entries
 	if err := n.Raft().Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
@@ -256,7 +264,7 @@ func TestNodeRestartsAfterSnapshotOfNoops(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 
-	n = startNode(t, testConfig(t, dir))
+	n = startNode(t, cfg)
 	expectMessages(t, dialSTOMP(t, n.StompAddr()), "/queue/noop", "kept")
 }
 
