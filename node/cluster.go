@@ -82,28 +82,10 @@ func (n *Node) configuration(ctx context.Context, r *raft.Raft) (raft.Configurat
 	return f.Configuration(), nil
 }
 
-// await waits for a raft future, like proposer.futureError: a future
-// stranded by raft's shutdown is never answered, so the wait also ends
-// when raft shut down, the node closes or ctx ends.
+// await waits for a raft future until raft shuts down, the node closes
+// or ctx ends (see waitFuture).
 func (n *Node) await(ctx context.Context, r *raft.Raft, f raft.Future) error {
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	tick := time.NewTicker(shutdownPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			return err
-		case <-tick.C:
-			if r.State() == raft.Shutdown {
-				return raft.ErrRaftShutdown
-			}
-		case <-n.shutdown:
-			return ErrClosed
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return waitFuture(ctx, n.shutdown, r.State, f)
 }
 
 // Members returns the group's raft configuration with each member's

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -255,12 +256,18 @@ func (p *proposer) wait(e entry) ([]fsm.Result, error) {
 	}
 }
 
-// futureError waits for f. Raft never answers a future still in its
-// buffered apply channel when it shuts down, so the wait also ends when
-// raft is found shut down; the goroutine blocked on such a future is then
-// left behind (at most MaxInflightEntries, once, when raft stops on its
-// own, e.g. after being removed from the group).
+// futureError waits for f (see waitFuture).
 func (p *proposer) futureError(f raft.ApplyFuture) error {
+	return waitFuture(context.Background(), nil, p.raft.State, f)
+}
+
+// waitFuture waits for f, ctx or stop (nil: none). Raft never answers a
+// future still in its buffered apply channel when it shuts down, so the
+// wait also ends, with raft.ErrRaftShutdown, when raft is found shut
+// down; the goroutine blocked on such a future is then left behind (a
+// few, once, when raft stops on its own, e.g. after being removed from
+// the group). A closed stop gives ErrClosed.
+func waitFuture(ctx context.Context, stop <-chan struct{}, state func() raft.RaftState, f raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	tick := time.NewTicker(shutdownPoll)
@@ -270,9 +277,13 @@ func (p *proposer) futureError(f raft.ApplyFuture) error {
 		case err := <-done:
 			return err
 		case <-tick.C:
-			if p.raft.State() == raft.Shutdown {
+			if state() == raft.Shutdown {
 				return raft.ErrRaftShutdown
 			}
+		case <-stop:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
