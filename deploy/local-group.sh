@@ -12,9 +12,12 @@
 # clients use failover:(tcp://127.0.0.1:61613,tcp://127.0.0.1:61623,tcp://127.0.0.1:61633).
 #
 # Environment: RAFTMQ (the binary; default: build ./cmd/raftmq into the
-# data directory), RAFTMQ_LOCAL_DIR (./raftmq-local), NODES (3), and
-# STOMP_BASE (61613), RAFT_BASE (61619), HTTP_BASE (8161): node K uses
-# STOMP_BASE+10(K-1), RAFT_BASE+10(K-1) and HTTP_BASE+K-1.
+# data directory), RAFTMQ_LOCAL_DIR (./raftmq-local), NODES (3), GROUP
+# (default), and STOMP_BASE (61613), RAFT_BASE (61619), HTTP_BASE (8161):
+# node K uses STOMP_BASE+10(K-1), RAFT_BASE+10(K-1) and HTTP_BASE+K-1.
+# For a network of groups: GOSSIP_BASE (node K gossips on GOSSIP_BASE+K-1;
+# unset: no gossip), GOSSIP_JOIN (a node of the pool to join) and NETWORK
+# (a --network value, e.g. gossip). See local-network.sh.
 set -euo pipefail
 
 dir=${RAFTMQ_LOCAL_DIR:-./raftmq-local}
@@ -22,6 +25,8 @@ nodes=${NODES:-3}
 stomp_base=${STOMP_BASE:-61613}
 raft_base=${RAFT_BASE:-61619}
 http_base=${HTTP_BASE:-8161}
+group=${GROUP:-default}
+gossip_base=${GOSSIP_BASE:-}
 mkdir -p "$dir"
 
 bin=${RAFTMQ:-}
@@ -53,11 +58,24 @@ stop() {
 trap stop INT TERM EXIT
 
 for ((k = 1; k <= nodes; k++)); do
-	"$bin" server --id "n$k" --data "$dir/n$k" \
+	net=()
+	if [[ -n $gossip_base ]]; then
+		net+=(--gossip "127.0.0.1:$((gossip_base + k - 1))")
+		# Node 1 joins GOSSIP_JOIN (another group's pool), the others node 1.
+		if ((k > 1)); then
+			net+=(--gossip-join "127.0.0.1:$gossip_base")
+		elif [[ -n ${GOSSIP_JOIN:-} ]]; then
+			net+=(--gossip-join "$GOSSIP_JOIN")
+		fi
+	fi
+	if [[ -n ${NETWORK:-} ]]; then
+		net+=(--network "$NETWORK")
+	fi
+	"$bin" server --id "n$k" --group "$group" --data "$dir/n$k" \
 		--stomp "127.0.0.1:$((stomp_base + 10 * (k - 1)))" \
 		--raft "127.0.0.1:$((raft_base + 10 * (k - 1)))" \
 		--http "127.0.0.1:$((http_base + k - 1))" \
-		--bootstrap-expect "$nodes" --join "$join" \
+		--bootstrap-expect "$nodes" --join "$join" ${net[@]+"${net[@]}"} \
 		>"$dir/n$k.log" 2>&1 &
 	pids+=($!)
 done
@@ -72,7 +90,7 @@ done
 "$bin" status --http "$join" || true
 cat <<MSG
 
-A $nodes-node group runs (logs in $dir/nK.log). Try:
+A $nodes-node group "$group" runs (logs in $dir/nK.log). Try:
   $bin send --url '$url' --dest /queue/hello 'hi there'
   $bin receive --url '$url' --dest /queue/hello --count 1
   $bin status --http $join

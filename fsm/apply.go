@@ -313,7 +313,7 @@ func (a *applier) put(queue string, m *Message) uint64 {
 	seq := a.st.meta.nextSeq
 	a.st.meta.nextSeq++
 	a.key = entryKey(a.key[:0], kindIndex, queue, seq)
-	a.val = appendMeta(a.val[:0], Meta{Priority: m.Priority, Expires: m.Expires, Size: m.Size()})
+	a.val = appendMeta(a.val[:0], MetaOf(m))
 	a.set(a.key, a.val)
 	a.key[0] = kindBody
 	a.val = appendMessage(a.val[:0], m)

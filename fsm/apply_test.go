@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -502,5 +503,32 @@ func BenchmarkApply(b *testing.B) {
 			seq++
 			acks[i] = seq
 		}
+	}
+}
+
+// TestNetworkPathIsStored checks that the index record of every stored
+// copy of a forwarded message carries its network path, so a new leader
+// loading the state knows where the message has been without reading it.
+func TestNetworkPathIsStored(t *testing.T) {
+	h := newHarness(t)
+	d := Durable{ClientID: "c", Name: "s", Topic: "/topic/t"}
+	h.mustApply(
+		Command{Op: OpSubscribe, Durable: &d},
+		enqueue("/queue/a", "fwd", "x", HeaderNetworkPath, "A,B"),
+		enqueue("/queue/a", "local", "y"),
+		Command{Op: OpPublish, Topic: "/topic/t", Msg: testMessage("pub", "/topic/t", "z", HeaderNetworkPath, "C")},
+	)
+	// Dead-lettering rewrites the message: its path must survive.
+	h.mustApply(Command{Op: OpDeadLetter, Queue: "/queue/a", Seqs: []uint64{1}, Target: "/queue/DLQ.a", Reason: "r"})
+	rec := attach(t, h.f)
+	paths := make(map[string]string)
+	for q, es := range rec.loads[0].Entries {
+		for _, e := range es {
+			paths[q+"#"+strconv.FormatUint(e.Seq, 10)] = e.Meta.Path
+		}
+	}
+	want := map[string]string{"/queue/a#2": "", d.Queue() + "#3": "C", "/queue/DLQ.a#4": "A,B"}
+	if !reflect.DeepEqual(paths, want) {
+		t.Fatalf("stored paths %v, want %v", paths, want)
 	}
 }

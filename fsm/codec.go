@@ -372,11 +372,25 @@ func appendOptMember(b []byte, m *Member) []byte {
 	return appendMember(append(b, 1), m)
 }
 
-// appendMeta appends the index value of an entry.
+// appendMeta appends the index value of an entry:
+//
+//	meta = priority:byte expires:varint size:uvarint [path:string]
+//
+// path is optional and trailing: it is written only when not empty, so
+// an entry that never crossed a bridge costs no byte more, and the records
+// of stores written before it existed decode as they are (with no path).
+// A version without paths refuses a record with one (bytes after the
+// meta): such records appear only once bridges forward messages, and a
+// snapshot carries them to every node, so a group must be upgraded whole
+// before it joins a network.
 func appendMeta(b []byte, m Meta) []byte {
 	b = append(b, m.Priority)
 	b = binary.AppendVarint(b, m.Expires)
-	return binary.AppendUvarint(b, uint64(m.Size))
+	b = binary.AppendUvarint(b, uint64(m.Size))
+	if m.Path != "" {
+		b = appendString(b, m.Path)
+	}
+	return b
 }
 
 // Decoder.
@@ -605,6 +619,11 @@ func (d *decoder) meta() Meta {
 		d.fail("meta size %d overflows int", size)
 	}
 	m.Size = int(size)
+	// The optional trailing path (see appendMeta): a meta is always a whole
+	// value, so bytes left after the size can only be the path.
+	if d.err == nil && len(d.b) > 0 {
+		m.Path = d.string()
+	}
 	return m
 }
 

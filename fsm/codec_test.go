@@ -161,10 +161,15 @@ func TestMessageRecordRoundTrip(t *testing.T) {
 }
 
 func TestMetaAndDurableRecords(t *testing.T) {
-	m := Meta{Priority: 7, Expires: 1 << 50, Size: 1 << 20}
-	got, err := decodeMeta(appendMeta(nil, m))
-	if err != nil || got != m {
-		t.Fatalf("meta round trip: %+v, %v", got, err)
+	for _, m := range []Meta{
+		{Priority: 7, Expires: 1 << 50, Size: 1 << 20},
+		{Priority: 4, Expires: -1, Size: 0, Path: "A"},
+		{Path: "A,B," + strings.Repeat("g", 300)},
+	} {
+		got, err := decodeMeta(appendMeta(nil, m))
+		if err != nil || got != m {
+			t.Fatalf("meta round trip: %+v, %v; want %+v", got, err, m)
+		}
 	}
 	d := &Durable{ClientID: "c", Name: "n", Topic: "/topic/t", Selector: "s"}
 	gotD, err := decodeDurable(appendDurable(nil, d))
@@ -354,5 +359,63 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		if _, err := DecodeBatch(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestMetaRecordPath checks the optional trailing path of the index
+// record: stores written before it existed hold records without it, which
+// must read as they are, and a message without a path must cost nothing.
+func TestMetaRecordPath(t *testing.T) {
+	// A record as the version without paths wrote it.
+	old := []byte{9}
+	old = binary.AppendVarint(old, 1_700_000_000_000)
+	old = binary.AppendUvarint(old, 300)
+	want := Meta{Priority: 9, Expires: 1_700_000_000_000, Size: 300}
+	if got, err := decodeMeta(old); err != nil || got != want {
+		t.Fatalf("record without a path: %+v, %v; want %+v", got, err, want)
+	}
+	if got := appendMeta(nil, want); !bytes.Equal(got, old) {
+		t.Fatalf("meta without a path encodes as %x, want %x (no extra byte)", got, old)
+	}
+
+	withPath := want
+	withPath.Path = "A,B"
+	v := appendMeta(nil, withPath)
+	if !bytes.Equal(v, appendString(bytes.Clone(old), "A,B")) {
+		t.Fatalf("meta with a path encodes as %x", v)
+	}
+	got, err := decodeMeta(v)
+	if err != nil || got != withPath {
+		t.Fatalf("record with a path: %+v, %v; want %+v", got, err, withPath)
+	}
+	// The decoded path must not alias the value: pebble reuses it.
+	for i := range v {
+		v[i] = 0
+	}
+	if got.Path != "A,B" {
+		t.Fatalf("decoded path aliases its input: %q", got.Path)
+	}
+
+	for name, bad := range map[string][]byte{
+		"path longer than the record": append(bytes.Clone(old), 5, 'A'),
+		"bytes after the path":        append(appendString(bytes.Clone(old), "A"), 0),
+		"truncated size":              {9, 0, 0x80},
+	} {
+		if _, err := decodeMeta(bad); !errors.Is(err, errCorrupt) {
+			t.Errorf("%s: err = %v, want errCorrupt", name, err)
+		}
+	}
+}
+
+func TestMetaOf(t *testing.T) {
+	m := testMessage("id", "/queue/q", "body", "k", "v",
+		HeaderNetworkPath, "A,B", HeaderNetworkPath, "ignored")
+	m.Priority, m.Expires = 7, 123
+	want := Meta{Priority: 7, Expires: 123, Size: m.Size(), Path: "A,B"}
+	if got := MetaOf(m); got != want {
+		t.Fatalf("MetaOf = %+v, want %+v", got, want)
+	}
+	if got := MetaOf(testMessage("id", "/queue/q", "body")); got.Path != "" {
+		t.Fatalf("MetaOf of a local message: path %q", got.Path)
 	}
 }

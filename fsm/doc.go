@@ -17,7 +17,9 @@
 // are forgotten only by OpExpireDedupe, whose Before the leader computes:
 // applying never reads a clock. The member directory (members.go) holds
 // each node's raft, STOMP and admin HTTP addresses; FSM.Members reads it
-// on any node.
+// on any node. An entry's index record (Meta) carries the message's network
+// path (HeaderNetworkPath), so the leader knows which groups a message went
+// through without reading its body.
 //
 // Durability: pebble writes without fsync because the raft log is the
 // durable record; Snapshot syncs pebble before raft may truncate that log.

@@ -51,7 +51,7 @@ func (m *mirror) Applied(changes []Change) {
 			if m.entries[c.Queue] == nil {
 				m.entries[c.Queue] = make(map[uint64]Meta)
 			}
-			m.entries[c.Queue][c.Seq] = Meta{Priority: c.Msg.Priority, Expires: c.Msg.Expires, Size: c.Msg.Size()}
+			m.entries[c.Queue][c.Seq] = MetaOf(c.Msg)
 		case Removed:
 			delete(m.entries[c.Queue], c.Seq)
 		case Purged:
@@ -111,7 +111,8 @@ func workload(i int) []Command {
 	case 3:
 		cmds = append(cmds, Command{Op: OpAck, Queue: q, Seqs: []uint64{uint64(i), uint64(i - 1), uint64(i - 2)}})
 	case 5:
-		cmds = append(cmds, Command{Op: OpPublish, Topic: "/topic/t", Msg: testMessage("p", "/topic/t", "x")})
+		// Forwarded by a bridge: the path travels into the stored meta.
+		cmds = append(cmds, Command{Op: OpPublish, Topic: "/topic/t", Msg: testMessage("p", "/topic/t", "x", HeaderNetworkPath, "A,B")})
 	case 6:
 		cmds = append(cmds, Command{Op: OpDeadLetter, Queue: q, Seqs: []uint64{uint64(i - 3)}, Target: "/queue/dlq", Reason: "r"})
 	case 7:

@@ -79,6 +79,7 @@ func populate(h *harness) {
 		enqueue("/queue/big", "big", strings.Repeat("0123456789", 30_000)),
 		enqueue("/queue/gone", "g", "x"),
 		Command{Op: OpDeleteQueue, Queue: "/queue/gone"},
+		enqueue("/queue/a", "a4", "forwarded", HeaderNetworkPath, "A,B"),
 	)
 }
 

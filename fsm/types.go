@@ -31,12 +31,37 @@ func (m *Message) Size() int {
 	return n
 }
 
+// HeaderNetworkPath is the message header a bridge between groups sets on
+// a message it forwards: the comma-separated names of the groups the
+// message was stored in before this one, oldest first ("A", "A,B"). The
+// delivery engine reads it to keep messages from going round in circles.
+const HeaderNetworkPath = "raftmq-network-path"
+
 // Meta is what the leader keeps in memory for a stored entry; the body
 // stays in pebble until a consumer needs it.
 type Meta struct {
 	Priority uint8
 	Expires  int64
 	Size     int
+	// Path is the message's HeaderNetworkPath, empty for a message that
+	// never crossed a bridge: the leader decides where a message may be
+	// forwarded without reading its body.
+	Path string
+}
+
+// MetaOf returns the Meta of m. It is the one place that derives a Meta
+// from a message, so the FSM's stored index and the leader's engine agree.
+// A repeated path header counts once, its first occurrence, as STOMP reads
+// repeated headers.
+func MetaOf(m *Message) Meta {
+	meta := Meta{Priority: m.Priority, Expires: m.Expires, Size: m.Size()}
+	for _, h := range m.Headers {
+		if h.Key == HeaderNetworkPath {
+			meta.Path = h.Value
+			break
+		}
+	}
+	return meta
 }
 
 // Durable is a durable topic subscription: client-id plus subscription name.

@@ -53,6 +53,8 @@ func newAdmin(n *Node) (*admin, error) {
 	mux.HandleFunc("POST /api/v1/members", a.postMember)
 	mux.HandleFunc("DELETE /api/v1/members/{id}", a.deleteMember)
 	mux.HandleFunc("POST /api/v1/leader-transfer", a.postTransfer)
+	mux.HandleFunc("GET /api/v1/network", a.getNetwork)
+	mux.HandleFunc("GET /api/v1/gossip", a.getGossip)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such API: %s %s", r.Method, r.URL.Path))
 	})

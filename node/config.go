@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/raftmq/raftmq/fsm"
+	"github.com/raftmq/raftmq/network"
 	"github.com/raftmq/raftmq/queue"
 	"github.com/raftmq/raftmq/transport"
 )
@@ -78,6 +79,21 @@ type Config struct {
 	// member will do: a follower forwards the request to the leader.
 	// Joining is idempotent and retried with backoff until it succeeds.
 	Join []string
+
+	// GossipAddr is where this node joins the gossip pool that every node
+	// of every group of a network shares (host:port, port 7946 when
+	// left out); empty means no gossip.
+	GossipAddr string
+	// GossipAdvertise is the gossip address others dial, when GossipAddr
+	// is not dialable as written. Empty means GossipAddr.
+	GossipAdvertise string
+	// GossipJoin lists gossip addresses of nodes already in the pool.
+	GossipJoin []string
+	// GossipKey, when set, encrypts the pool's traffic (16, 24 or 32
+	// bytes, the same on every node).
+	GossipKey []byte
+	// Network lists this group's links to other groups (--network).
+	Network []network.Spec
 
 	Transport transport.Config
 	// FSM tunes the pebble store of the replicated state.
@@ -228,6 +244,19 @@ func (c *Config) Validate() error {
 	}
 	if len(c.ID) > 128 || strings.ContainsAny(c.ID, " ,/\t\r\n") {
 		errs = append(errs, fmt.Errorf("node id %q: at most 128 characters, without spaces, commas or slashes", c.ID))
+	}
+	if c.Group == "" || len(c.Group) > 128 || strings.ContainsAny(c.Group, " ,/\t\r\n") {
+		// Group names travel in comma-separated network paths and in
+		// group/id gossip names.
+		errs = append(errs, fmt.Errorf("group %q: at most 128 characters, without spaces, commas or slashes", c.Group))
+	}
+	for _, l := range c.Network {
+		if l.Kind == network.Gossip && c.GossipAddr == "" {
+			errs = append(errs, errors.New("network gossip: join a gossip pool with -gossip"))
+		}
+	}
+	if c.GossipAddr == "" && (len(c.GossipJoin) > 0 || len(c.GossipKey) > 0) {
+		errs = append(errs, errors.New("gossip-join and gossip-key need -gossip"))
 	}
 	if c.StompAdvertise != "" {
 		if err := dialable(c.StompAdvertise); err != nil {

@@ -121,6 +121,10 @@ type term struct {
 	attached bool
 	srv      *transport.Server
 	served   chan struct{} // closed when srv.Serve returned
+	// netCancel ends the network's leader side; netDone is closed when
+	// it has (nil if it never started).
+	netCancel context.CancelFunc
+	netDone   chan struct{}
 }
 
 // establish builds the leader's delivery stack and starts serving. On
@@ -169,6 +173,7 @@ func (n *Node) establish(r *raft.Raft, stop <-chan struct{}) (*term, error) {
 	tcfg := n.cfg.Transport
 	tcfg.ConnectedHeaders = n.connectedHeaders
 	tcfg.Fence = t.fence
+	tcfg.Admit = n.net.Admit
 	t.srv = transport.NewServer(tcfg, broker{t.engine}, n.log.With("logger", "transport"))
 	t.served = make(chan struct{})
 	addr := t.ln.Addr()
@@ -185,6 +190,7 @@ func (n *Node) establish(r *raft.Raft, stop <-chan struct{}) (*term, error) {
 	}()
 	// Keep addr the first attribute: scripts and tests grep this line.
 	n.log.Info("serving STOMP clients", "addr", addr.String())
+	t.leadNetwork(addr)
 	return t, nil
 }
 
@@ -192,6 +198,7 @@ func (n *Node) establish(r *raft.Raft, stop <-chan struct{}) (*term, error) {
 // connection, stop the engine, detach it from the state, and fail what
 // is still waiting to be proposed.
 func (t *term) revoke(reason string) {
+	t.stopNetwork()
 	if t.srv != nil {
 		t.n.clearServing()
 		t.srv.Close(reason) // closes t.ln too
@@ -290,13 +297,13 @@ func stopContext(stop <-chan struct{}) (context.Context, context.CancelFunc) {
 	return ctx, cancel
 }
 
-// connectedHeaders names the group's client addresses in CONNECTED, this
-// node's first.
+// connectedHeaders names the group, and its client addresses (this
+// node's first), in CONNECTED.
 func (n *Node) connectedHeaders() []stomp.Header {
 	recs, err := n.records()
 	if err != nil {
 		n.log.Warn("cannot list the group's brokers for CONNECTED", "err", err)
-		return nil
+		return []stomp.Header{{Key: transport.HeaderGroup, Value: n.cfg.Group}}
 	}
 	uris := make([]string, 0, len(recs))
 	if n.self.StompAddr != "" {
@@ -308,10 +315,11 @@ func (n *Node) connectedHeaders() []stomp.Header {
 			uris = append(uris, "tcp://"+rec.StompAddr)
 		}
 	}
-	if len(uris) == 0 {
-		return nil
+	hs := []stomp.Header{{Key: transport.HeaderGroup, Value: n.cfg.Group}}
+	if len(uris) > 0 {
+		hs = append(hs, stomp.Header{Key: BrokersHeader, Value: strings.Join(uris, ",")})
 	}
-	return []stomp.Header{{Key: BrokersHeader, Value: strings.Join(uris, ",")}}
+	return hs
 }
 
 // broker adapts *queue.Engine to transport.Broker.

@@ -18,6 +18,8 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/raftmq/raftmq/fsm"
+	"github.com/raftmq/raftmq/gossip"
+	"github.com/raftmq/raftmq/network"
 )
 
 // ErrClosed is returned by a Node's methods after Close.
@@ -54,6 +56,11 @@ type Node struct {
 	// transferring is set while this leader hands leadership over: it
 	// holds every write to clients (see term.fence).
 	transferring atomic.Bool
+	// pool is the gossip pool, nil without gossip; net runs the bridges
+	// to other groups while this node leads.
+	pool *gossip.Pool
+	net  *network.Manager
+	roleState
 
 	mu         sync.Mutex
 	closed     bool
@@ -221,6 +228,9 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.admin != nil {
 		n.self.HTTPAddr = advertised(n.cfg.HTTPAdvertise, n.admin.ln.Addr().String())
 	}
+	if err := n.startNetwork(); err != nil {
+		return errors.Join(err, trans.Close())
+	}
 	conf := n.cfg.raftConfig()
 	if err := n.bootstrapIfNew(conf, trans); err != nil {
 		return errors.Join(err, trans.Close())
@@ -339,6 +349,13 @@ func (n *Node) Close() error {
 		// Leader-only work ends while raft still runs: the proposer waits
 		// for the entries raft holds, and only a running raft answers them.
 		<-n.monitorDone
+		// Leave the gossip pool once no bridge runs, so other groups
+		// learn at once that this node is gone.
+		if n.pool != nil {
+			if err := n.pool.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("node: leave gossip pool: %w", err))
+			}
+		}
 		// Shutdown also closes the raft transport.
 		if err := r.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("node: raft shutdown: %w", err))

@@ -264,10 +264,7 @@ func (e *Engine) sendMemory(ms []*fsm.Message) error {
 			continue
 		}
 		if t := e.topics[m.Destination]; t != nil {
-			for sub := range t.subs {
-				e.fanout(sub, m)
-				e.dispatch(sub.q)
-			}
+			e.fanout(t, m, nil)
 		}
 	}
 	return nil

@@ -54,6 +54,21 @@ type SubscribeSpec struct {
 	Ack         AckMode
 	Prefetch    int    // max unacknowledged messages; 0 means the default
 	DurableName string // activemq.subscriptionName: a durable topic subscription
+	// Network, when not nil, marks a subscription opened by a bridge to
+	// another group (see network.go). Other subscriptions are local.
+	Network *NetworkSpec
+}
+
+// NetworkSpec marks a subscription opened by a bridge to another group: it
+// forwards what it receives to Group.
+type NetworkSpec struct {
+	Group string // the group the bridge forwards to
+	// TTL is networkTTL: a message already stored in TTL groups (its path
+	// names TTL groups or more) is not forwarded; <= 0 means 1.
+	TTL int
+	// LowPriority is decreaseNetworkConsumerPriority: the subscription gets
+	// a queue's messages only when no local consumer can take one now.
+	LowPriority bool
 }
 
 // AckRef names a delivery to ACK or NACK: by ID (STOMP 1.2 "id", the
@@ -106,4 +121,8 @@ var (
 	ErrClosed          = errors.New("broker is not serving (lost leadership or shutting down)")
 	ErrTooManySubs     = errors.New("too many subscriptions on this connection")
 	ErrBadDedupeID     = fmt.Errorf("%s longer than %d bytes", HeaderDedupeID, fsm.MaxDedupeIDLen)
+
+	ErrReservedDestination = errors.New("destinations under " + SystemTopicPrefix + " are reserved for the broker")
+	ErrNetworkDurable      = errors.New("a network subscription cannot be durable")
+	ErrBadNetworkGroup     = errors.New("a network subscription needs a group name without commas or surrounding spaces")
 )

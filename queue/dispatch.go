@@ -7,9 +7,15 @@ import (
 )
 
 // dispatch hands q's pending messages to its consumers, round robin, while
-// a consumer has prefetch credit and its connection has room.
+// a consumer has prefetch credit and its connection has room. A queue with
+// network consumers goes by dispatchNetwork, so the rules of networks cost
+// the others nothing.
 func (e *Engine) dispatch(q *destQueue) {
 	if e.closed || len(q.consumers) == 0 {
+		return
+	}
+	if q.network > 0 {
+		e.dispatchNetwork(q)
 		return
 	}
 	now := e.nowMs()
@@ -27,18 +33,138 @@ func (e *Engine) dispatch(q *destQueue) {
 			e.expire(q, r)
 			continue
 		}
-		if r.msg == nil {
-			e.readAhead(q, r)
-		}
-		if r.msg == nil {
-			// Gone from the store (a purge racing this dispatch) or
-			// unreadable: it can't be delivered.
-			e.cfg.Logger.Warn("dispatch: stored message not found", "queue", q.name, "seq", r.seq)
-			e.drop(q, r)
+		if r.msg == nil && !e.loadBody(q, r) {
 			continue
 		}
 		e.deliver(s, q, r, r.msg)
 	}
+}
+
+// maxSetAside bounds the pending messages one dispatchNetwork call steps
+// over because, though a network consumer of the queue may have them, none
+// of the consumers that can take a message now may. Beyond it the call
+// stops: a long run of such messages waits for a consumer that may take
+// them instead of being walked on every dispatch. (Messages that no
+// network consumer may have are parked instead, and not walked again.)
+const maxSetAside = 128
+
+// dispatchNetwork is dispatch for a queue with network consumers (see
+// network.go): each message goes to a consumer that may have it
+// (consumerFor), and a message that the consumers able to take one now
+// may not have does not hold up the messages behind it. If no network
+// consumer of the queue may have it, it is parked until a local consumer
+// takes it; otherwise it is set aside, and returned to its place when the
+// call ends. Parked and pending messages leave in one order, priority
+// then arrival, as from one list.
+func (e *Engine) dispatchNetwork(q *destQueue) {
+	now := e.nowMs()
+	// Replay: with no local consumer at all, the messages follow the
+	// consumers to the groups they moved to, wherever they have been.
+	replay := q.local == 0
+	var buf [16]*ref
+	aside := buf[:0]
+	parked := q.parked.n > 0 // cleared once no local consumer can take one
+	for len(aside) < maxSetAside && (q.pending.n > 0 || parked) {
+		var r *ref
+		var s *subscription
+		if parked {
+			var k, p *ref
+			if q.parked.n > 0 {
+				k = q.parked.peek()
+			}
+			if k == nil {
+				parked = false
+				continue
+			}
+			if q.pending.n > 0 {
+				p = q.pending.peek()
+			}
+			if p == nil || before(k, p) {
+				if s = q.nextLocal(); s == nil {
+					parked = false
+					continue
+				}
+				r = q.parked.pop()
+				r.parked = false
+			}
+		}
+		if r == nil {
+			if !q.anyReady() {
+				break
+			}
+			if r = q.pending.pop(); r == nil {
+				break
+			}
+		}
+		e.take(q, r)
+		if r.expired(now) {
+			e.expire(q, r)
+			continue
+		}
+		if s == nil {
+			s = q.consumerFor(r, replay)
+		}
+		if s == nil {
+			if !replay && !q.networkMayHave(r) {
+				e.park(q, r)
+			} else {
+				aside = append(aside, r)
+			}
+			continue
+		}
+		if r.msg == nil && !e.loadBody(q, r) {
+			continue
+		}
+		e.deliver(s, q, r, r.msg)
+	}
+	// Back among the returned messages, which keep arrival order: each
+	// is next again in its place.
+	for _, r := range aside {
+		e.putBack(q, r)
+	}
+}
+
+// park moves r, taken from q's pending messages, to its parked ones: no
+// network consumer of q may have it, and only a local consumer will take
+// it. It stays there until q's consumers change so that this may no
+// longer hold (unpark).
+func (e *Engine) park(q *destQueue, r *ref) {
+	r.state = refPending
+	r.parked = true
+	if r.meta.Expires != 0 {
+		q.expiring++
+	}
+	// Messages that came back may be parked after later ones.
+	q.parked.pushInOrder(r)
+}
+
+// unpark returns q's parked messages to its pending ones, in their order:
+// a network consumer came that may have them, or q lost its last network
+// consumer or its last local one.
+func (q *destQueue) unpark() {
+	if q.parked.n == 0 {
+		q.parked.reset() // dead entries only
+		return
+	}
+	q.parked.each(func(r *ref) {
+		r.parked = false
+		q.pending.pushReturned(r)
+	})
+	q.parked.reset()
+}
+
+// loadBody reads r's body (and the ones that follow it) from the store. A
+// message that cannot be read is dropped, and false returned.
+func (e *Engine) loadBody(q *destQueue, r *ref) bool {
+	e.readAhead(q, r)
+	if r.msg == nil {
+		// Gone from the store (a purge racing this dispatch) or
+		// unreadable: it can't be delivered.
+		e.cfg.Logger.Warn("dispatch: stored message not found", "queue", q.name, "seq", r.seq)
+		e.drop(q, r)
+		return false
+	}
+	return true
 }
 
 // Read-ahead bounds: one pass reads about readAheadBytes of bodies, and
@@ -79,12 +205,89 @@ func (q *destQueue) nextConsumer() *subscription {
 	n := len(q.consumers)
 	for i := 0; i < n; i++ {
 		s := q.consumers[(q.rr+i)%n]
-		if s.unacked < s.prefetch && !s.sess.closed && s.sess.out.Writable() {
+		if s.ready() {
 			q.rr = (q.rr + i + 1) % n
 			return s
 		}
 	}
 	return nil
+}
+
+// ready reports whether the subscription can take a message now: it has
+// prefetch credit and its connection has room.
+func (s *subscription) ready() bool {
+	return s.unacked < s.prefetch && !s.sess.closed && s.sess.out.Writable()
+}
+
+// anyReady reports whether some consumer of q can take a message now.
+func (q *destQueue) anyReady() bool {
+	for _, s := range q.consumers {
+		if s.ready() {
+			return true
+		}
+	}
+	return false
+}
+
+// nextLocal picks the next local consumer, round robin, that can take a
+// message now.
+func (q *destQueue) nextLocal() *subscription {
+	n := len(q.consumers)
+	for i := 0; i < n; i++ {
+		j := (q.rr + i) % n
+		if s := q.consumers[j]; s.net == nil && s.ready() {
+			q.rr = (j + 1) % n
+			return s
+		}
+	}
+	return nil
+}
+
+// networkMayHave reports whether some network consumer of q, able to take
+// a message now or not, may have r.
+func (q *destQueue) networkMayHave(r *ref) bool {
+	for _, s := range q.consumers {
+		if s.net != nil && s.net.eligible(r.meta.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// consumerFor picks the consumer for r among those that can take a message
+// now: round robin over the local consumers and the network consumers
+// that may have r (all of them on replay), and a LowPriority network
+// consumer only when none of those can. nil means none may have r.
+func (q *destQueue) consumerFor(r *ref, replay bool) *subscription {
+	n := len(q.consumers)
+	low := -1
+	for i := 0; i < n; i++ {
+		j := (q.rr + i) % n
+		s := q.consumers[j]
+		if !s.ready() {
+			continue
+		}
+		if s.net != nil {
+			if !replay && !s.net.eligible(r.meta.Path) {
+				continue
+			}
+			if s.net.LowPriority {
+				if low < 0 {
+					low = j
+				}
+				continue
+			}
+		}
+		q.rr = (j + 1) % n
+		return s
+	}
+	if low < 0 {
+		return nil
+	}
+	// The cursor moves past it, so low-priority consumers share round
+	// robin among themselves too.
+	q.rr = (low + 1) % n
+	return q.consumers[low]
 }
 
 func (e *Engine) deliver(s *subscription, q *destQueue, r *ref, msg *fsm.Message) {

@@ -20,4 +20,14 @@
 // to a topic without durable subscriptions, do not go through raft and are
 // not deduplicated. A dedupe-id longer than 1024 bytes is refused
 // (ErrBadDedupeID).
+//
+// Networks of groups (network.go): a bridge to another group opens network
+// subscriptions (SubscribeSpec.Network) and forwards what they receive. The
+// engine gives them only messages that have not been to that group and
+// are within the network TTL, except that a queue without local consumers
+// lets its messages follow the consumers wherever they went; low-priority
+// network subscriptions get a queue's messages only when local consumers
+// cannot take them. Demand and DemandChanged tell the bridges where local
+// consumers are. Topics under SystemTopicPrefix are the broker's own:
+// clients may subscribe to them but not send to them (PublishSystem).
 package queue

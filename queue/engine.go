@@ -36,6 +36,8 @@ type Engine struct {
 
 	lastDedupeExpiry time.Time // when expireDedupe last proposed, or the engine started
 
+	demand chan struct{} // DemandChanged: buffered(1), signalled without blocking
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -44,10 +46,17 @@ type Engine struct {
 // destination, a durable subscription's store queue, or the private
 // backlog of one non-durable topic subscriber (held in memory only).
 type destQueue struct {
-	name      string // store queue name, or the topic for a subscriber backlog
-	pending   pendingList
+	name    string // store queue name, or the topic for a subscriber backlog
+	pending pendingList
+	// parked holds pending messages that none of the queue's network
+	// consumers may have while it has local ones: only a local consumer
+	// takes them, so dispatchNetwork does not step over them again and
+	// again (see park).
+	parked    pendingList
 	refs      map[uint64]*ref // stored refs by seq, pending or in flight
 	consumers []*subscription
+	local     int    // consumers that are local subscriptions
+	network   int    // consumers that are network subscriptions (network.go)
 	rr        int    // round-robin cursor into consumers
 	expiring  int    // pending refs with an expiry, to skip sweeping the rest
 	backlog   int    // >0: drop the oldest beyond this many pending (topic subscribers)
@@ -96,6 +105,7 @@ func newEngineWithClock(cfg Config, log Log, store Store, now func() time.Time) 
 		durables: make(map[string]*durableSub),
 		sessions: make(map[*Session]struct{}),
 		idPrefix: "ID:" + prefix + "-" + hex.EncodeToString(nonce[:]) + "-",
+		demand:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 
 		lastDedupeExpiry: now(),
@@ -115,6 +125,7 @@ func (e *Engine) Close() {
 	}
 	e.closed = true
 	e.mu.Unlock()
+	e.demandChanged() // Demand is empty from now on
 	close(e.stop)
 	e.wg.Wait()
 }
@@ -146,6 +157,7 @@ func (e *Engine) Load(v fsm.View) error {
 	for _, d := range durs {
 		e.addDurable(d)
 	}
+	e.demandChanged()
 	return nil
 }
 
@@ -162,7 +174,7 @@ func (e *Engine) Applied(changes []fsm.Change) {
 			if _, ok := q.refs[c.Seq]; ok {
 				continue
 			}
-			r := &ref{seq: c.Seq, meta: metaOf(c.Msg), persistent: true}
+			r := &ref{seq: c.Seq, meta: fsm.MetaOf(c.Msg), persistent: true}
 			e.cache(r, c.Msg)
 			e.insert(q, r)
 			touched[q] = struct{}{}
@@ -174,10 +186,7 @@ func (e *Engine) Applied(changes []fsm.Change) {
 			}
 		case fsm.Published:
 			if t := e.topics[c.Queue]; t != nil {
-				for s := range t.subs {
-					e.fanout(s, c.Msg)
-					touched[s.q] = struct{}{}
-				}
+				e.fanout(t, c.Msg, touched)
 			}
 		case fsm.DurableAdded:
 			e.addDurable(*c.Durable)
@@ -262,7 +271,11 @@ func (e *Engine) drop(q *destQueue, r *ref) {
 		return
 	}
 	if r.state == refPending {
-		q.pending.removed()
+		if r.parked {
+			q.parked.removed()
+		} else {
+			q.pending.removed()
+		}
 		if r.meta.Expires != 0 {
 			q.expiring--
 		}
@@ -280,6 +293,8 @@ func (e *Engine) purge(q *destQueue) {
 	}
 	q.pending.each(func(r *ref) { e.drop(q, r) })
 	q.pending.reset()
+	q.parked.each(func(r *ref) { e.drop(q, r) })
+	q.parked.reset()
 }
 
 func (e *Engine) cache(r *ref, m *fsm.Message) {
@@ -302,10 +317,6 @@ func (e *Engine) uncache(r *ref) {
 		e.npBytes -= int64(r.meta.Size)
 		r.msg = nil
 	}
-}
-
-func metaOf(m *fsm.Message) fsm.Meta {
-	return fsm.Meta{Priority: m.Priority, Expires: m.Expires, Size: m.Size()}
 }
 
 func (e *Engine) nextMessageID() string {
@@ -364,11 +375,13 @@ func (e *Engine) sweepLoop() {
 
 func (e *Engine) sweep(q *destQueue, now int64) {
 	var dead []*ref
-	q.pending.each(func(r *ref) {
+	collect := func(r *ref) {
 		if r.expired(now) {
 			dead = append(dead, r)
 		}
-	})
+	}
+	q.pending.each(collect)
+	q.parked.each(collect)
 	for _, r := range dead {
 		e.expire(q, r)
 	}

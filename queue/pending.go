@@ -16,6 +16,7 @@ type ref struct {
 	msg        *fsm.Message // cached body; nil means read it from the store
 	persistent bool
 	cached     bool // msg counts against the engine's cache budget
+	parked     bool // pending in its queue's parked list, not its pending list
 	state      refState
 	// deliveries counts deliveries written to a client socket.
 	deliveries int
@@ -64,6 +65,19 @@ func (p *pendingList) pushReturned(r *ref) {
 	p.n++
 }
 
+// pushInOrder adds r in its place by arrival order: at the tail of the
+// FIFO when it arrived after everything there (the common case, and O(1)),
+// otherwise with the returned ones.
+func (p *pendingList) pushInOrder(r *ref) {
+	l := &p.levels[prio(r)]
+	if n := len(l.fifo); n == l.head || l.fifo[n-1].ord < r.ord {
+		l.fifo = append(l.fifo, r)
+	} else {
+		heap.Push(&l.returned, r)
+	}
+	p.n++
+}
+
 // pop takes the next live pending ref, or nil.
 func (p *pendingList) pop() *ref {
 	for i := len(p.levels) - 1; i >= 0; i-- {
@@ -80,6 +94,42 @@ func (p *pendingList) pop() *ref {
 		}
 	}
 	return nil
+}
+
+// peek returns the next live pending ref without taking it, or nil.
+func (p *pendingList) peek() *ref {
+	for i := len(p.levels) - 1; i >= 0; i-- {
+		if r := p.levels[i].peek(); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// peek returns the level's next live ref, dropping the dead ones before it.
+func (l *level) peek() *ref {
+	for {
+		var r *ref
+		if l.head < len(l.fifo) {
+			r = l.fifo[l.head]
+		}
+		if len(l.returned) > 0 && (r == nil || l.returned[0].ord < r.ord) {
+			r = l.returned[0]
+		}
+		if r == nil || r.state == refPending {
+			return r
+		}
+		l.take()
+	}
+}
+
+// before reports whether a comes before b in a pending list's order:
+// higher priority first, then arrival.
+func before(a, b *ref) bool {
+	if pa, pb := prio(a), prio(b); pa != pb {
+		return pa > pb
+	}
+	return a.ord < b.ord
 }
 
 // take removes the level's next ref in arrival order, dead or alive.

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/raftmq/raftmq/fsm"
@@ -68,5 +69,41 @@ func TestPendingCompactsLongFIFO(t *testing.T) {
 	l := &p.levels[0]
 	if len(l.fifo)-l.head != 1000 || l.head > 2500 {
 		t.Fatalf("fifo not compacted: len %d head %d", len(l.fifo), l.head)
+	}
+}
+
+func TestPendingPeekAndPushInOrder(t *testing.T) {
+	var p pendingList
+	rs := make([]*ref, 8)
+	for i := range rs {
+		rs[i] = &ref{ord: uint64(i + 1), meta: fsm.Meta{Priority: 4}}
+	}
+	// In order, then out of order (a message that came back), then a
+	// higher priority.
+	for _, i := range []int{1, 3, 4, 0, 2, 6} {
+		p.pushInOrder(rs[i])
+	}
+	rs[7].meta.Priority = 9
+	p.pushInOrder(rs[7])
+	if n := len(p.levels[4].returned); n != 2 {
+		t.Fatalf("%d refs in the heap, want 2 (the ones pushed out of order)", n)
+	}
+	rs[0].state = refGone // dead at the head: peek steps over it
+	p.removed()
+	var got []uint64
+	for r := p.peek(); r != nil; r = p.peek() {
+		if pop := p.pop(); pop != r {
+			t.Fatalf("peek %d, pop %d", r.ord, pop.ord)
+		}
+		got = append(got, r.ord)
+	}
+	if want := []uint64{8, 2, 3, 4, 5, 7}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+	if p.n != 0 {
+		t.Fatalf("n = %d after draining", p.n)
+	}
+	if !before(rs[7], rs[1]) || !before(rs[1], rs[2]) || before(rs[2], rs[1]) {
+		t.Fatal("before: want priority first, then arrival")
 	}
 }

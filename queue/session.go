@@ -25,10 +25,11 @@ type subscription struct {
 	dest     string
 	ack      AckMode
 	prefetch int
-	q        *destQueue  // nil while a new durable subscription is being created
-	t        *topic      // non-durable topic subscription
-	durable  *durableSub // durable topic subscription
-	claim    string      // durable key claimed while being created
+	q        *destQueue   // nil while a new durable subscription is being created
+	t        *topic       // non-durable topic subscription
+	durable  *durableSub  // durable topic subscription
+	claim    string       // durable key claimed while being created
+	net      *NetworkSpec // a bridge's network subscription (TTL filled in); nil: local
 
 	inflight []*Delivery // in delivery order, for cumulative acks
 	head     int
@@ -93,10 +94,15 @@ func parseDest(d string) (destKind, error) {
 //
 // A dedupe-id header makes a send that goes through raft idempotent (see
 // dedupe.go): a duplicate completes with done(nil) and is not stored.
+// Topics under SystemTopicPrefix are the broker's: sending to one is
+// ErrReservedDestination, in a transaction or not.
 func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	kind, err := parseDest(m.Destination)
 	if err != nil {
 		return err
+	}
+	if reserved(m.Destination) {
+		return ErrReservedDestination
 	}
 	if err := checkDedupeID(m); err != nil {
 		return err
@@ -161,10 +167,7 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	// Straight to the subscribers: nothing is recorded, so a dedupe-id
 	// does not stop a resend from reaching them again.
 	if t != nil {
-		for sub := range t.subs {
-			e.fanout(sub, m)
-			e.dispatch(sub.q)
-		}
+		e.fanout(t, m, nil)
 	}
 	e.mu.Unlock()
 	done(nil)
@@ -173,7 +176,7 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 
 // enqueueMemory queues a non-persistent message: leader memory only.
 func (e *Engine) enqueueMemory(m *fsm.Message) error {
-	meta := metaOf(m)
+	meta := fsm.MetaOf(m)
 	if e.npBytes+int64(meta.Size) > e.cfg.NonPersistentBytes {
 		return ErrMemoryLimit
 	}
@@ -184,12 +187,31 @@ func (e *Engine) enqueueMemory(m *fsm.Message) error {
 	return nil
 }
 
-// fanout queues a topic message for one non-durable subscriber. A
+// fanout queues a topic message for each of t's non-durable subscribers.
+// The queues it added to go into touched, or are dispatched at once when
+// touched is nil. A network subscription gets only what it may forward:
+// a topic message is a copy per subscriber, so the replay exception of
+// queues (see network.go) does not apply.
+func (e *Engine) fanout(t *topic, m *fsm.Message, touched map[*destQueue]struct{}) {
+	meta := fsm.MetaOf(m)
+	for s := range t.subs {
+		if s.net != nil && !s.net.eligible(meta.Path) {
+			continue
+		}
+		e.backlog(s, m, meta)
+		if touched != nil {
+			touched[s.q] = struct{}{}
+		} else {
+			e.dispatch(s.q)
+		}
+	}
+}
+
+// backlog queues a topic message for one non-durable subscriber. A
 // subscriber that falls behind by more than its backlog loses its oldest
 // messages, and when the memory budget is spent, the new one.
-func (e *Engine) fanout(s *subscription, m *fsm.Message) {
+func (e *Engine) backlog(s *subscription, m *fsm.Message, meta fsm.Meta) {
 	q := s.q
-	meta := metaOf(m)
 	if q.pending.n >= q.backlog {
 		if old := q.pending.pop(); old != nil {
 			e.take(q, old)
@@ -229,9 +251,13 @@ func (s *Session) Subscribe(spec SubscribeSpec, done func(error)) error {
 	if err != nil {
 		return err
 	}
+	net, err := checkNetwork(spec)
+	if err != nil {
+		return err
+	}
 	e := s.e
 	e.mu.Lock()
-	ready, err := e.subscribe(s, kind, spec, done)
+	ready, err := e.subscribe(s, kind, spec, net, done)
 	e.mu.Unlock()
 	if err == nil && ready {
 		done(nil)
@@ -241,7 +267,7 @@ func (s *Session) Subscribe(spec SubscribeSpec, done func(error)) error {
 
 // subscribe does Subscribe's work under the lock. ready reports that the
 // subscription is in place now; otherwise done will be called later.
-func (e *Engine) subscribe(s *Session, kind destKind, spec SubscribeSpec, done func(error)) (ready bool, err error) {
+func (e *Engine) subscribe(s *Session, kind destKind, spec SubscribeSpec, net *NetworkSpec, done func(error)) (ready bool, err error) {
 	if err := s.usable(); err != nil {
 		return false, err
 	}
@@ -251,7 +277,7 @@ func (e *Engine) subscribe(s *Session, kind destKind, spec SubscribeSpec, done f
 	if len(s.subs) >= e.cfg.MaxSubscriptions {
 		return false, ErrTooManySubs
 	}
-	sub := &subscription{id: spec.ID, sess: s, dest: spec.Destination, ack: spec.Ack, prefetch: spec.Prefetch}
+	sub := &subscription{id: spec.ID, sess: s, dest: spec.Destination, ack: spec.Ack, prefetch: spec.Prefetch, net: net}
 	if sub.prefetch <= 0 {
 		sub.prefetch = e.cfg.DefaultPrefetch
 	}
@@ -275,6 +301,15 @@ func (e *Engine) subscribe(s *Session, kind destKind, spec SubscribeSpec, done f
 func (e *Engine) attach(sub *subscription, q *destQueue) {
 	sub.q = q
 	q.consumers = append(q.consumers, sub)
+	if sub.net != nil {
+		q.network++
+		q.unpark() // it may have them
+	} else {
+		q.local++
+	}
+	if demandOf(sub) {
+		e.demandChanged()
+	}
 	e.dispatch(q)
 }
 
@@ -338,6 +373,7 @@ func (e *Engine) addDurable(d fsm.Durable) {
 	}
 	e.durables[key] = &durableSub{d: d, q: e.queue(key)}
 	e.topic(d.Topic).durables++
+	e.demandChanged()
 }
 
 func (e *Engine) removeDurable(key string) {
@@ -355,6 +391,7 @@ func (e *Engine) removeDurable(key string) {
 		t.durables--
 		e.gcTopic(t)
 	}
+	e.demandChanged()
 }
 
 func (e *Engine) gcTopic(t *topic) {
@@ -432,6 +469,20 @@ func (e *Engine) removeSub(sub *subscription) []fsm.Command {
 			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
 			break
 		}
+	}
+	if sub.net != nil {
+		q.network--
+	} else {
+		q.local--
+	}
+	if q.network == 0 || q.local == 0 {
+		// Only dispatchNetwork looks at parked messages, and only while
+		// there are local consumers to take them: replay, or plain
+		// dispatch, needs them back.
+		q.unpark()
+	}
+	if demandOf(sub) {
+		e.demandChanged()
 	}
 	switch {
 	case sub.t != nil:

@@ -62,6 +62,8 @@ type conn struct {
 	// taking CONNECTED from the queue, under mu.
 	version stomp.Version
 	hb      heartBeats
+	// release undoes Config.Admit's admission when the connection ends.
+	release func()
 
 	wake chan struct{} // capacity 1: the queue has frames, or closing
 
@@ -138,6 +140,9 @@ func (c *conn) serve() {
 	c.mu.Unlock()
 	if sess != nil {
 		sess.Close()
+	}
+	if c.release != nil {
+		c.release()
 	}
 	c.log.Debug("connection closed")
 }

@@ -67,6 +67,13 @@ func (c *conn) connect(f *stomp.Frame) error {
 	if err != nil {
 		return &clientErr{fatal: true, msg: "invalid heart-beat header", detail: err.Error(), receipt: f.Get("receipt"), err: err}
 	}
+	if c.cfg.Admit != nil {
+		release, err := c.cfg.Admit(f, c.nc.RemoteAddr().String())
+		if err != nil {
+			return &clientErr{fatal: true, msg: err.Error(), receipt: f.Get("receipt"), err: err}
+		}
+		c.release = release
+	}
 	clientID := f.Get("client-id") // login and passcode are not checked yet
 	sess, err := c.srv.broker.Open(clientID, c)
 	if err != nil {
@@ -226,7 +233,37 @@ func (c *conn) subscribe(f *stomp.Frame) error {
 		}
 		spec.Prefetch = n
 	}
+	if g, ok := f.Lookup(HeaderNetworkGroup); ok {
+		ns, err := networkSpec(f, g)
+		if err != nil {
+			return err
+		}
+		spec.Network = ns
+	}
 	return c.call(f, func(done func(error)) error { return c.sess.Subscribe(spec, done) })
+}
+
+// networkSpec reads a network subscription's headers.
+func networkSpec(f *stomp.Frame, group string) (*queue.NetworkSpec, error) {
+	if group == "" {
+		return nil, frameErr(f, "empty %s header", HeaderNetworkGroup)
+	}
+	ns := &queue.NetworkSpec{Group: group, TTL: 1}
+	if v, ok := f.Lookup(HeaderNetworkTTL); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return nil, frameErr(f, "invalid %s %q: must be a positive number", HeaderNetworkTTL, v)
+		}
+		ns.TTL = n
+	}
+	switch v := f.Get(HeaderNetworkPriority); v {
+	case "", "normal":
+	case "low":
+		ns.LowPriority = true
+	default:
+		return nil, frameErr(f, "invalid %s %q: must be low or normal", HeaderNetworkPriority, v)
+	}
+	return ns, nil
 }
 
 func (c *conn) unsubscribe(f *stomp.Frame) error {
@@ -341,3 +378,20 @@ func (c *conn) disconnect(f *stomp.Frame) error {
 	c.shutdown(final, false)
 	return errStop
 }
+
+// Headers of networks of groups (see package network). The transport
+// carries them; the network package gives them meaning.
+const (
+	// HeaderGroup, in CONNECTED, names the group the broker serves.
+	HeaderGroup = "raftmq-group"
+	// HeaderBridgeGroup, in CONNECT, names the group whose bridge this
+	// connection is.
+	HeaderBridgeGroup = "raftmq-bridge-group"
+	// HeaderNetworkGroup, in SUBSCRIBE, makes a network subscription: the
+	// group its messages are forwarded to. HeaderNetworkTTL is the
+	// bridge's networkTTL, HeaderNetworkPriority "low" when local
+	// consumers take precedence (decreaseNetworkConsumerPriority).
+	HeaderNetworkGroup    = "raftmq-network-group"
+	HeaderNetworkTTL      = "raftmq-network-ttl"
+	HeaderNetworkPriority = "raftmq-network-priority"
+)

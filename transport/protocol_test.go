@@ -31,6 +31,9 @@ func TestFrameValidation(t *testing.T) {
 		{"subscribe bad ack", "1.2", frame("SUBSCRIBE", "id", "s1", "destination", "/queue/a", "ack", "sometimes"), `invalid ack "sometimes"`},
 		{"subscribe zero prefetch", "1.2", frame("SUBSCRIBE", "id", "s1", "destination", "/queue/a", "activemq.prefetchSize", "0"), `invalid activemq.prefetchSize "0"`},
 		{"subscribe bad prefetch", "1.2", frame("SUBSCRIBE", "id", "s1", "destination", "/queue/a", "activemq.prefetchSize", "x"), `invalid activemq.prefetchSize "x"`},
+		{"subscribe empty network group", "1.2", frame("SUBSCRIBE", "id", "s1", "destination", "/queue/a", HeaderNetworkGroup, ""), "empty " + HeaderNetworkGroup},
+		{"subscribe bad network ttl", "1.2", frame("SUBSCRIBE", "id", "s1", "destination", "/queue/a", HeaderNetworkGroup, "B", HeaderNetworkTTL, "0"), "invalid " + HeaderNetworkTTL},
+		{"subscribe bad network priority", "1.2", frame("SUBSCRIBE", "id", "s1", "destination", "/queue/a", HeaderNetworkGroup, "B", HeaderNetworkPriority, "high"), "invalid " + HeaderNetworkPriority},
 		{"unsubscribe without id 1.2", "1.2", frame("UNSUBSCRIBE", "destination", "/queue/a"), "UNSUBSCRIBE frame has no id"},
 		{"unsubscribe without id 1.0", "1.0", frame("UNSUBSCRIBE"), "UNSUBSCRIBE frame has no id or destination"},
 		{"ack without id 1.2", "1.2", frame("ACK", "message-id", "m1", "subscription", "s1"), "ACK frame has no id"},
@@ -152,6 +155,18 @@ func TestSubscribeTranslation(t *testing.T) {
 	c.send(stomp.UNSUBSCRIBE, "destination", "/queue/a")
 	if got := s.next(t, "unsubscribe"); got.id != "/queue/a" || got.durable != "" {
 		t.Errorf("Unsubscribe(%q, %q), want (/queue/a, \"\")", got.id, got.durable)
+	}
+
+	// A bridge's network subscription.
+	c, _ = e.connect("1.2")
+	s = b.session(t)
+	c.send(stomp.SUBSCRIBE, "id", "n1", "destination", "/queue/a", HeaderNetworkGroup, "B", HeaderNetworkTTL, "2", HeaderNetworkPriority, "low")
+	if got := s.next(t, "subscribe").spec.Network; got == nil || *got != (queue.NetworkSpec{Group: "B", TTL: 2, LowPriority: true}) {
+		t.Errorf("network spec %+v", got)
+	}
+	c.send(stomp.SUBSCRIBE, "id", "n2", "destination", "/queue/a", HeaderNetworkGroup, "C")
+	if got := s.next(t, "subscribe").spec.Network; got == nil || *got != (queue.NetworkSpec{Group: "C", TTL: 1}) {
+		t.Errorf("network spec defaults %+v", got)
 	}
 }
 

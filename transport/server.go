@@ -86,6 +86,11 @@ type Config struct {
 	// connection closed while the fence is open (a normal shutdown) writes
 	// its pending RECEIPTs, which all follow commits.
 	Fence func() bool
+	// Admit, when set, decides on each CONNECT before a session opens
+	// (bridges from other groups, refused when redundant): an error is
+	// sent as the ERROR that ends the connection. release, if not nil,
+	// is called once when the connection ends.
+	Admit func(connect *stomp.Frame, remoteAddr string) (release func(), err error)
 }
 
 // Validate fills in defaults and rejects impossible values.

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"errors"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -252,4 +253,39 @@ func TestFenceHoldsWrites(t *testing.T) {
 		t.Fatalf("got %s %q, want the ERROR alone", f.Command, f.Headers)
 	}
 	c.expectClosed()
+}
+
+// Config.Admit refuses a CONNECT with an ERROR that carries its reason,
+// and the release of an admitted connection runs once when it ends.
+func TestAdmit(t *testing.T) {
+	released := make(chan string, 4)
+	cfg := Config{Admit: func(f *stomp.Frame, remote string) (func(), error) {
+		g := f.Get(HeaderBridgeGroup)
+		if g == "loop" {
+			return nil, errors.New("a bridge from group loop to itself")
+		}
+		return func() { released <- g }, nil
+	}}
+	e := newEnv(t, cfg, newFakeBroker(true))
+
+	c := e.dial()
+	c.send(stomp.CONNECT, "accept-version", "1.2", HeaderBridgeGroup, "loop")
+	c.expectError("a bridge from group loop to itself", "") // and closed
+
+	c, _ = e.connect("1.2", HeaderBridgeGroup, "west")
+	select {
+	case g := <-released:
+		t.Fatalf("released %q while connected", g)
+	default:
+	}
+	c.send(stomp.DISCONNECT)
+	c.nc.Close()
+	select {
+	case g := <-released:
+		if g != "west" {
+			t.Errorf("released %q, want west", g)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("admission never released")
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/raftmq/raftmq/network"
 	"github.com/raftmq/raftmq/node"
 )
 
@@ -126,8 +127,19 @@ func runStatus(args []string) error {
 	if err := a.call(http.MethodGet, "/api/v1/status", nil, &st); err != nil {
 		return err
 	}
+	// The bridges live on the leader; without one there are none to show.
+	var net *network.Status
+	if st.LeaderID != "" {
+		var ns network.Status
+		if err := a.call(http.MethodGet, "/api/v1/network", nil, &ns); err == nil {
+			net = &ns
+		}
+	}
 	if a.json {
-		return printJSON(st)
+		return printJSON(struct {
+			node.GroupStatus
+			Network *network.Status `json:"network,omitempty"`
+		}{st, net})
 	}
 	leader := st.LeaderID
 	if leader == "" {
@@ -149,7 +161,30 @@ func runStatus(args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", m.ID, m.State, m.Suffrage,
 			dash(m.StompAddr), m.RaftAddr, dash(m.HTTPAddr), m.Term, m.LastLogIndex, m.CommitIndex, m.AppliedIndex, contact)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if net != nil && (len(net.Links) > 0 || len(net.Bridges) > 0) {
+		printBridges(net)
+	}
+	return nil
+}
+
+// printBridges prints the network part of status: one line per bridge.
+func printBridges(ns *network.Status) {
+	fmt.Printf("\nnetwork links: %s\n\n", dash(strings.Join(ns.Links, " ")))
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REMOTE GROUP\tDIRECTION\tSTATE\tREMOTE LEADER\tSINCE\tOUT\tIN\tDEMAND OUT\tDEMAND IN\tLINK")
+	for _, b := range ns.Bridges {
+		state := b.State
+		if b.LastError != "" && b.State != network.StateConnected {
+			state += " (" + b.LastError + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", dash(b.RemoteGroup), b.Direction, state,
+			dash(b.RemoteLeader), time.Since(b.Since).Round(time.Second), b.ForwardedOut, b.ForwardedIn,
+			dash(strings.Join(b.DemandOut, ",")), dash(strings.Join(b.DemandIn, ",")), b.Link)
+	}
+	tw.Flush()
 }
 
 func runMembers(args []string) error {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/raftmq/raftmq/gossip"
+	"github.com/raftmq/raftmq/network"
 	"github.com/raftmq/raftmq/node"
 	"github.com/raftmq/raftmq/transport/stomp"
 )
@@ -25,8 +27,11 @@ type serverFlags struct {
 	logLevel  string
 	logFormat string
 	heartbeat string
-	pprof     string
-	join      string
+	pprof      string
+	join       string
+	gossipJoin string
+	gossipKey  string
+	networks   listFlag
 }
 
 // parseServerFlags turns the command line into a node configuration and
@@ -53,6 +58,11 @@ func parseServerFlags(args []string, output io.Writer) (node.Config, serverFlags
 	fs.StringVar(&cfg.HTTPAddr, "http", def.HTTPAddr, "admin HTTP address (joins, status), open on every member; \"off\" for none")
 	fs.StringVar(&cfg.HTTPAdvertise, "http-advertise", "", "admin address other members dial, if not -http's")
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new group once this many nodes (found through -join) are up; never bootstraps over existing state")
+	fs.StringVar(&cfg.GossipAddr, "gossip", "", "join the gossip pool of a network of groups on this address (host:port, port 7946 by default); off when empty")
+	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", "", "gossip address other nodes dial, if not -gossip's")
+	fs.StringVar(&sf.gossipJoin, "gossip-join", "", "gossip addresses (host:port,...) of nodes already in the pool")
+	fs.StringVar(&sf.gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) encrypting gossip; the same on every node")
+	fs.Var(&sf.networks, "network", "link to other groups: static:(tcp://h1:61613,tcp://h2:61613,...) for one group, or gossip for every group in the pool; ActiveMQ options after '?' (networkTTL, dynamicOnly, conduitSubscriptions, decreaseNetworkConsumerPriority, excludedDestinations, dynamicallyIncludedDestinations, prefetchSize; gossip: includedGroups, excludedGroups). Repeatable")
 	fs.StringVar(&sf.join, "join", "", "admin addresses (host:port,...) of members to join through, or of the nodes to form a group with")
 	fs.DurationVar(&cfg.RaftTimeouts.Heartbeat, "raft-heartbeat-timeout", def.RaftTimeouts.Heartbeat, "silence from the leader after which a follower calls an election (randomized up to twice this)")
 	fs.DurationVar(&cfg.RaftTimeouts.Election, "raft-election-timeout", def.RaftTimeouts.Election, "how long a candidate waits for votes")
@@ -84,7 +94,12 @@ func parseServerFlags(args []string, output io.Writer) (node.Config, serverFlags
 			"A three-node group: on each node give a unique -id, its own -data, -stomp,\n"+
 			"-raft and -http addresses, -bootstrap-expect 3 and -join naming the\n"+
 			"others' -http addresses. To add a node to a running group: -join with any\n"+
-			"member's -http address. Only the leader opens its -stomp port.\n\nflags:\n")
+			"member's -http address. Only the leader opens its -stomp port.\n\n"+
+			"A network of groups: give each group its own -group name and link them,\n"+
+			"either with -network static:(...) listing another group's -stomp\n"+
+			"addresses (one side is enough: bridges are duplex), or with -gossip on\n"+
+			"every node, -gossip-join naming any node already in the pool, and\n"+
+			"-network gossip.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -98,12 +113,32 @@ func parseServerFlags(args []string, output io.Writer) (node.Config, serverFlags
 		return node.Config{}, serverFlags{}, usageError{err}
 	}
 	cfg.Transport.HeartBeat = hb
-	for _, j := range strings.Split(sf.join, ",") {
-		if j = strings.TrimSpace(j); j != "" {
-			cfg.Join = append(cfg.Join, j)
+	cfg.Join = splitAddrs(sf.join)
+	cfg.GossipJoin = splitAddrs(sf.gossipJoin)
+	if sf.gossipKey != "" {
+		if cfg.GossipKey, err = gossip.ParseKey(sf.gossipKey); err != nil {
+			return node.Config{}, serverFlags{}, usageError{fmt.Errorf("gossip-key: %w", err)}
 		}
 	}
+	for _, v := range sf.networks {
+		spec, err := network.ParseSpec(v)
+		if err != nil {
+			return node.Config{}, serverFlags{}, usageError{err}
+		}
+		cfg.Network = append(cfg.Network, spec)
+	}
 	return cfg, sf, nil
+}
+
+// splitAddrs splits a comma-separated address list.
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // parseHeartBeat reads "send,receive" durations such as "10s,10s". As in
@@ -234,5 +269,15 @@ func servePprof(addr string, logger *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	logger.Info("serving pprof", "addr", l.Addr().String())
 	go http.Serve(l, mux)
+	return nil
+}
+
+// listFlag collects a repeatable flag's values.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, " ") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
 	return nil
 }

@@ -1,14 +1,16 @@
-package failover
+package failover_test
 
 import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/raftmq/raftmq/node"
 	"github.com/raftmq/raftmq/transport/client"
+	"github.com/raftmq/raftmq/transport/failover"
 )
 
 // startGroup starts size in-process nodes that form one raft group
@@ -17,7 +19,7 @@ func startGroup(t *testing.T, size int) []*node.Node {
 	t.Helper()
 	https := make([]string, size)
 	for i := range https {
-		https[i] = freeAddr(t)
+		https[i] = failover.FreeAddr(t)
 	}
 	nodes := make([]*node.Node, size)
 	for i := range nodes {
@@ -25,13 +27,13 @@ func startGroup(t *testing.T, size int) []*node.Node {
 			ID:              fmt.Sprintf("n%d", i+1),
 			Group:           "g",
 			DataDir:         t.TempDir(),
-			StompAddr:       freeAddr(t),
-			RaftAddr:        freeAddr(t),
+			StompAddr:       failover.FreeAddr(t),
+			RaftAddr:        failover.FreeAddr(t),
 			HTTPAddr:        https[i],
 			BootstrapExpect: size,
 			Join:            https,
 			RaftTimeouts:    node.ShortRaftTimeouts(),
-			Logger:          testLogger(t).With("node", fmt.Sprintf("n%d", i+1)),
+			Logger:          failover.Logger(t).With("node", fmt.Sprintf("n%d", i+1)),
 		}
 		n, err := node.New(cfg)
 		if err != nil {
@@ -54,7 +56,7 @@ func startGroup(t *testing.T, size int) []*node.Node {
 func servingLeader(t *testing.T, nodes []*node.Node) int {
 	t.Helper()
 	leader := -1
-	waitFor(t, "one serving leader", func() bool {
+	failover.WaitFor(t, "one serving leader", func() bool {
 		leader = -1
 		for i, n := range nodes {
 			if n != nil && n.StompAddr() != nil {
@@ -83,7 +85,7 @@ func TestGroupLeaderFailover(t *testing.T) {
 
 	// Every member is registered (and announced) shortly after the group
 	// forms.
-	waitFor(t, "the leader to announce three brokers", func() bool {
+	failover.WaitFor(t, "the leader to announce three brokers", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		conn, err := client.Dial(ctx, leaderAddr, client.Options{})
@@ -91,11 +93,11 @@ func TestGroupLeaderFailover(t *testing.T) {
 			return false
 		}
 		defer conn.Close()
-		return strings.Count(conn.Connected().Get(BrokersHeader), "tcp://") == 3
+		return strings.Count(conn.Connected().Get(failover.BrokersHeader), "tcp://") == 3
 	})
 
-	c := dialT(t, failoverURL(fast, leaderAddr), Options{HeartBeat: [2]time.Duration{time.Second, time.Second}})
-	ctx := testCtx(t)
+	c := failover.DialT(t, failover.TestURL(failover.Fast, leaderAddr), failover.Options{HeartBeat: [2]time.Duration{time.Second, time.Second}})
+	ctx := failover.TestCtx(t)
 	sub, err := c.Subscribe(ctx, "/queue/g", "client-individual")
 	if err != nil {
 		t.Fatal(err)
@@ -103,9 +105,9 @@ func TestGroupLeaderFailover(t *testing.T) {
 
 	const total, window = 400, 32
 	sent := make(chan error, 1)
-	var receipted counter
+	var receipted atomic.Int64
 	go func() {
-		var inflight []*Receipt
+		var inflight []*failover.Receipt
 		for i := range total {
 			r, err := c.SendAsync("/queue/g", fmt.Appendf(nil, "m-%d", i))
 			if err != nil {
@@ -118,7 +120,7 @@ func TestGroupLeaderFailover(t *testing.T) {
 					sent <- err
 					return
 				}
-				receipted.inc()
+				receipted.Add(1)
 				inflight = inflight[1:]
 			}
 		}
@@ -127,12 +129,12 @@ func TestGroupLeaderFailover(t *testing.T) {
 				sent <- err
 				return
 			}
-			receipted.inc()
+			receipted.Add(1)
 		}
 		sent <- nil
 	}()
 
-	waitFor(t, "some receipts", func() bool { return receipted.get() >= 100 })
+	failover.WaitFor(t, "some receipts", func() bool { return receipted.Load() >= 100 })
 	old := nodes[li]
 	nodes[li] = nil
 	if err := old.Close(); err != nil {
@@ -143,7 +145,7 @@ func TestGroupLeaderFailover(t *testing.T) {
 	}
 	ni := servingLeader(t, nodes)
 	newAddr := nodes[ni].StompAddr().String()
-	waitFor(t, "the client on the new leader", func() bool { return c.Addr() == newAddr })
+	failover.WaitFor(t, "the client on the new leader", func() bool { return c.Addr() == newAddr })
 
 	// Each body stored once: a message the group stored twice would come
 	// with two message-ids (a redelivery keeps its id).

@@ -1,15 +1,17 @@
-package failover
+package failover_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/raftmq/raftmq/node"
 	"github.com/raftmq/raftmq/transport/client"
+	"github.com/raftmq/raftmq/transport/failover"
 	"github.com/raftmq/raftmq/transport/stomp"
 )
 
@@ -27,7 +29,7 @@ type testNode struct {
 
 func startNode(t *testing.T, tweak func(*node.Config)) *testNode {
 	t.Helper()
-	b := &testNode{t: t, addr: freeAddr(t)}
+	b := &testNode{t: t, addr: failover.FreeAddr(t)}
 	b.cfg = node.Config{
 		ID:           "n1",
 		DataDir:      t.TempDir(),
@@ -35,7 +37,7 @@ func startNode(t *testing.T, tweak func(*node.Config)) *testNode {
 		RaftAddr:     "127.0.0.1:0",
 		HTTPAddr:     "127.0.0.1:0",
 		RaftTimeouts: node.ShortRaftTimeouts(),
-		Logger:       testLogger(t),
+		Logger:       failover.Logger(t),
 	}
 	if tweak != nil {
 		tweak(&b.cfg)
@@ -87,7 +89,7 @@ func (b *testNode) restart() {
 // returns their bodies, acknowledging them.
 func (b *testNode) drain(queue string) []string {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	ctx, cancel := context.WithTimeout(context.Background(), failover.WaitLong)
 	defer cancel()
 	conn, err := client.Dial(ctx, b.addr, client.Options{})
 	if err != nil {
@@ -113,10 +115,10 @@ func TestNodeFailoverToAnotherBroker(t *testing.T) {
 	a, b := startNode(t, nil), startNode(t, nil)
 	var mu sync.Mutex
 	var lost []string
-	c := dialT(t, failoverURL(fast, a.addr, b.addr), Options{
+	c := failover.DialT(t, failover.TestURL(failover.Fast, a.addr, b.addr), failover.Options{
 		OnDisconnect: func(addr string, err error) { mu.Lock(); lost = append(lost, addr); mu.Unlock() },
 	})
-	ctx := testCtx(t)
+	ctx := failover.TestCtx(t)
 	sub, err := c.Subscribe(ctx, "/queue/q", "client-individual", stomp.Header{Key: "activemq.prefetchSize", Value: "10"})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +126,7 @@ func TestNodeFailoverToAnotherBroker(t *testing.T) {
 	if err := c.Send(ctx, "/queue/q", []byte("before")); err != nil {
 		t.Fatal(err)
 	}
-	m := receive(t, sub)
+	m := failover.Receive(t, sub)
 	if string(m.Body) != "before" || m.Redelivered() {
 		t.Fatalf("got %q %v", m.Body, m.Headers)
 	}
@@ -133,7 +135,7 @@ func TestNodeFailoverToAnotherBroker(t *testing.T) {
 	}
 
 	a.stop()
-	waitFor(t, "the failover to b", func() bool { return c.Addr() == b.addr })
+	failover.WaitFor(t, "the failover to b", func() bool { return c.Addr() == b.addr })
 	if c.Reconnects() != 1 {
 		t.Fatalf("Reconnects() = %d", c.Reconnects())
 	}
@@ -141,7 +143,7 @@ func TestNodeFailoverToAnotherBroker(t *testing.T) {
 	if err := c.Send(ctx, "/queue/q", []byte("after")); err != nil {
 		t.Fatal(err)
 	}
-	m = receive(t, sub)
+	m = failover.Receive(t, sub)
 	if string(m.Body) != "after" {
 		t.Fatalf("got %q", m.Body)
 	}
@@ -160,8 +162,8 @@ func TestNodeFailoverToAnotherBroker(t *testing.T) {
 
 func TestNodeRestartOnSamePort(t *testing.T) {
 	a := startNode(t, nil)
-	c := dialT(t, "tcp://"+a.addr, Options{})
-	ctx := testCtx(t)
+	c := failover.DialT(t, "tcp://"+a.addr, failover.Options{})
+	ctx := failover.TestCtx(t)
 	sub, err := c.Subscribe(ctx, "/queue/q", "client-individual")
 	if err != nil {
 		t.Fatal(err)
@@ -169,17 +171,17 @@ func TestNodeRestartOnSamePort(t *testing.T) {
 	if err := c.Send(ctx, "/queue/q", []byte("m1")); err != nil {
 		t.Fatal(err)
 	}
-	old := receive(t, sub)
+	old := failover.Receive(t, sub)
 	if old.Redelivered() {
 		t.Fatal("first delivery flagged redelivered")
 	}
 
 	a.restart()
-	waitFor(t, "the reconnection", func() bool { return c.Reconnects() == 1 && c.Addr() == a.addr })
-	if err := c.Ack(old, ""); !errors.Is(err, ErrStaleMessage) {
-		t.Fatalf("Ack of the message from before the restart: %v, want ErrStaleMessage", err)
+	failover.WaitFor(t, "the reconnection", func() bool { return c.Reconnects() == 1 && c.Addr() == a.addr })
+	if err := c.Ack(old, ""); !errors.Is(err, failover.ErrStaleMessage) {
+		t.Fatalf("Ack of the message from before the restart: %v, want failover.ErrStaleMessage", err)
 	}
-	again := receive(t, sub)
+	again := failover.Receive(t, sub)
 	if string(again.Body) != "m1" || !again.Redelivered() || again.Get("redelivered") != "true" {
 		t.Fatalf("after the restart got %q %v, want m1 redelivered", again.Body, again.Headers)
 	}
@@ -189,18 +191,18 @@ func TestNodeRestartOnSamePort(t *testing.T) {
 	if err := c.Send(ctx, "/queue/q", []byte("m2")); err != nil {
 		t.Fatal(err)
 	}
-	if m := receive(t, sub); string(m.Body) != "m2" || m.Redelivered() {
+	if m := failover.Receive(t, sub); string(m.Body) != "m2" || m.Redelivered() {
 		t.Fatalf("got %q %v", m.Body, m.Headers)
 	}
 }
 
 func TestNodeRefusedAddressesSkippedAtOnce(t *testing.T) {
 	a := startNode(t, nil)
-	url := failoverURL("randomize=false&initialReconnectDelay=5000", freeAddr(t), freeAddr(t), a.addr)
+	url := failover.TestURL("randomize=false&initialReconnectDelay=5000", failover.FreeAddr(t), failover.FreeAddr(t), a.addr)
 	start := time.Now()
-	c := dialT(t, url, Options{})
+	c := failover.DialT(t, url, failover.Options{})
 	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("Dial took %v past two refusing addresses (reconnect delay 5s)", d)
+		t.Fatalf("failover.Dial took %v past two refusing addresses (reconnect delay 5s)", d)
 	}
 	if c.Addr() != a.addr {
 		t.Fatalf("connected to %q", c.Addr())
@@ -209,22 +211,22 @@ func TestNodeRefusedAddressesSkippedAtOnce(t *testing.T) {
 
 func TestNodeNoLossAcrossFailover(t *testing.T) {
 	a, b := startNode(t, nil), startNode(t, nil)
-	c := dialT(t, failoverURL(fast, a.addr, b.addr), Options{})
-	ctx := testCtx(t)
+	c := failover.DialT(t, failover.TestURL(failover.Fast, a.addr, b.addr), failover.Options{})
+	ctx := failover.TestCtx(t)
 
 	const senders, each = 4, 150
-	var receipted counter
+	var receipted atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, senders*each)
 	for g := range senders {
 		wg.Go(func() {
 			// Pipelined: up to 20 in flight per sender.
-			var window []*Receipt
-			wait := func(r *Receipt) {
+			var window []*failover.Receipt
+			wait := func(r *failover.Receipt) {
 				if err := r.Wait(ctx); err != nil {
 					errs <- err
 				}
-				receipted.inc()
+				receipted.Add(1)
 			}
 			for i := range each {
 				r, err := c.SendAsync("/queue/load", fmt.Appendf(nil, "%d-%d", g, i))
@@ -243,7 +245,7 @@ func TestNodeNoLossAcrossFailover(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "some receipts", func() bool { return receipted.get() >= 100 })
+	failover.WaitFor(t, "some receipts", func() bool { return receipted.Load() >= 100 })
 	a.stop()
 	wg.Wait()
 	close(errs)
@@ -277,8 +279,8 @@ func TestNodeNoLossAcrossFailover(t *testing.T) {
 
 func TestNodeTransactionRolledBackOnFailover(t *testing.T) {
 	a, b := startNode(t, nil), startNode(t, nil)
-	c := dialT(t, failoverURL(fast, a.addr, b.addr), Options{})
-	ctx := testCtx(t)
+	c := failover.DialT(t, failover.TestURL(failover.Fast, a.addr, b.addr), failover.Options{})
+	ctx := failover.TestCtx(t)
 	if err := c.Begin(ctx, "tx"); err != nil {
 		t.Fatal(err)
 	}
@@ -286,9 +288,9 @@ func TestNodeTransactionRolledBackOnFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.stop()
-	waitFor(t, "the failover to b", func() bool { return c.Addr() == b.addr })
-	if err := c.Commit(ctx, "tx"); !errors.Is(err, ErrTxRolledBack) {
-		t.Fatalf("Commit: %v, want ErrTxRolledBack", err)
+	failover.WaitFor(t, "the failover to b", func() bool { return c.Addr() == b.addr })
+	if err := c.Commit(ctx, "tx"); !errors.Is(err, failover.ErrTxRolledBack) {
+		t.Fatalf("Commit: %v, want failover.ErrTxRolledBack", err)
 	}
 	// Not resent to b, and a discarded it.
 	if got := b.drain("/queue/tx"); len(got) != 0 {
@@ -315,30 +317,30 @@ func TestNodeTransactionRolledBackOnFailover(t *testing.T) {
 
 func TestNodeRefusedSend(t *testing.T) {
 	a := startNode(t, nil)
-	c := dialT(t, failoverURL(fast, a.addr), Options{})
-	ctx := testCtx(t)
+	c := failover.DialT(t, failover.TestURL(failover.Fast, a.addr), failover.Options{})
+	ctx := failover.TestCtx(t)
 	sub, err := c.Subscribe(ctx, "/queue/q", "auto")
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = c.Send(ctx, "/bogus/q", []byte("x"))
 	var se *client.ServerError
-	if !errors.Is(err, ErrRefused) || !errors.As(err, &se) || se.Message() != "invalid destination" {
-		t.Fatalf("SEND to a bad destination: %v, want ErrRefused with the broker's ERROR", err)
+	if !errors.Is(err, failover.ErrRefused) || !errors.As(err, &se) || se.Message() != "invalid destination" {
+		t.Fatalf("SEND to a bad destination: %v, want failover.ErrRefused with the broker's ERROR", err)
 	}
 	// Every ERROR closes the connection: the client reconnects and
 	// resubscribes, and does not send the refused SEND again.
-	waitFor(t, "the reconnection", func() bool { return c.Reconnects() == 1 && c.Addr() != "" })
+	failover.WaitFor(t, "the reconnection", func() bool { return c.Reconnects() == 1 && c.Addr() != "" })
 	if err := c.Send(ctx, "/queue/q", []byte("fine")); err != nil {
 		t.Fatal(err)
 	}
-	if m := receive(t, sub); string(m.Body) != "fine" {
+	if m := failover.Receive(t, sub); string(m.Body) != "fine" {
 		t.Fatalf("got %q", m.Body)
 	}
-	if _, err := c.Subscribe(ctx, "/bogus/q", "auto"); !errors.Is(err, ErrRefused) {
-		t.Fatalf("SUBSCRIBE to a bad destination: %v, want ErrRefused", err)
+	if _, err := c.Subscribe(ctx, "/bogus/q", "auto"); !errors.Is(err, failover.ErrRefused) {
+		t.Fatalf("SUBSCRIBE to a bad destination: %v, want failover.ErrRefused", err)
 	}
-	waitFor(t, "the reconnection", func() bool { return c.Reconnects() == 2 && c.Addr() != "" })
+	failover.WaitFor(t, "the reconnection", func() bool { return c.Reconnects() == 2 && c.Addr() != "" })
 	if c.Reconnects() != 2 {
 		t.Fatalf("Reconnects() = %d", c.Reconnects())
 	}
@@ -346,21 +348,21 @@ func TestNodeRefusedSend(t *testing.T) {
 
 func TestNodeDurableSubscriptionAcrossRestart(t *testing.T) {
 	a := startNode(t, nil)
-	c := dialT(t, failoverURL(fast, a.addr), Options{ClientID: "app"})
-	ctx := testCtx(t)
+	c := failover.DialT(t, failover.TestURL(failover.Fast, a.addr), failover.Options{ClientID: "app"})
+	ctx := failover.TestCtx(t)
 	durable := stomp.Header{Key: "activemq.subscriptionName", Value: "d1"}
 	sub, err := c.Subscribe(ctx, "/topic/t", "client-individual", durable)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.restart()
-	waitFor(t, "the reconnection", func() bool { return c.Reconnects() == 1 && c.Addr() == a.addr })
+	failover.WaitFor(t, "the reconnection", func() bool { return c.Reconnects() == 1 && c.Addr() == a.addr })
 	// Resubscribed as the same durable subscription: it gets what is
 	// published now.
 	if err := c.Send(ctx, "/topic/t", []byte("kept")); err != nil {
 		t.Fatal(err)
 	}
-	m := receive(t, sub)
+	m := failover.Receive(t, sub)
 	if string(m.Body) != "kept" {
 		t.Fatalf("got %q", m.Body)
 	}
@@ -378,5 +380,5 @@ func TestNodeDurableSubscriptionAcrossRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	noMessage(t, again, 300*time.Millisecond)
+	failover.NoMessage(t, again, 300*time.Millisecond)
 }
