@@ -22,7 +22,7 @@ const demandInterval = 500 * time.Millisecond
 
 // Demand is one DemandTopic message.
 type Demand struct {
-	Group string        `json:"group"`
+	Group string         `json:"group"`
 	Dests []queue.Demand `json:"dests"`
 }
 

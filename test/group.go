@@ -28,13 +28,43 @@ type Group struct {
 // one of them serves clients. Extra flags go to every node.
 func StartGroup(t testing.TB, bin string, size int, extra ...string) *Group {
 	t.Helper()
-	g := &Group{t: t, bin: bin, Name: "g"}
-	for range size {
+	return StartGroupWith(t, bin, GroupOptions{Size: size, Extra: extra})
+}
+
+// GroupOptions describe a group for StartGroupWith.
+type GroupOptions struct {
+	// Name is the group's --group name ("g" when empty); the groups of a
+	// network need distinct names.
+	Name string
+	// Size is the number of nodes (3 when 0).
+	Size int
+	// Extra flags go to every node.
+	Extra []string
+	// NodeExtra, when set, gives flags for node i alone (after Extra),
+	// such as its own --gossip address.
+	NodeExtra func(i int) []string
+}
+
+// StartGroupWith starts the group o describes, and waits until one of its
+// nodes serves clients.
+func StartGroupWith(t testing.TB, bin string, o GroupOptions) *Group {
+	t.Helper()
+	if o.Name == "" {
+		o.Name = "g"
+	}
+	if o.Size == 0 {
+		o.Size = 3
+	}
+	g := &Group{t: t, bin: bin, Name: o.Name}
+	for range o.Size {
 		g.joins = append(g.joins, fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
 	}
-	for i := range size {
-		g.Nodes = append(g.Nodes, g.newNode(i, g.joins[i],
-			append([]string{"--bootstrap-expect", fmt.Sprint(size), "--join", strings.Join(g.joins, ",")}, extra...)))
+	for i := range o.Size {
+		flags := append([]string{"--bootstrap-expect", fmt.Sprint(o.Size), "--join", strings.Join(g.joins, ",")}, o.Extra...)
+		if o.NodeExtra != nil {
+			flags = append(flags, o.NodeExtra(i)...)
+		}
+		g.Nodes = append(g.Nodes, g.newNode(i, g.joins[i], flags))
 	}
 	for _, s := range g.Nodes {
 		s.Start()

@@ -24,9 +24,9 @@ import (
 
 // serverFlags is what `raftmq server` takes beyond node.Config.
 type serverFlags struct {
-	logLevel  string
-	logFormat string
-	heartbeat string
+	logLevel   string
+	logFormat  string
+	heartbeat  string
 	pprof      string
 	join       string
 	gossipJoin string
