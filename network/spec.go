@@ -203,9 +203,11 @@ func (sp Spec) failoverURL() string {
 	return failoverURL(sp.URIs)
 }
 
-// failoverURL builds a bridge's client URL for uris.
+// failoverURL builds a bridge's client URL for uris. Once connected it
+// reconnects for ever; a first connection gives up after a few passes,
+// so the bridge reports why (status last_error) and starts over.
 func failoverURL(uris []string) string {
-	return "failover:(" + strings.Join(uris, ",") + ")?randomize=false&initialReconnectDelay=50&maxReconnectDelay=1000"
+	return "failover:(" + strings.Join(uris, ",") + ")?randomize=false&initialReconnectDelay=50&maxReconnectDelay=1000&startupMaxReconnectAttempts=5"
 }
 
 // LinksGroup reports whether a gossip link connects to group.
