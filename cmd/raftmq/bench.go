@@ -21,6 +21,7 @@ import (
 // benchConfig is what `raftmq bench` measures.
 type benchConfig struct {
 	addr       string
+	consumeURL string // consumers' URL when not addr: another group of a network
 	dest       string
 	producers  int
 	consumers  int
@@ -36,6 +37,7 @@ func runBench(args []string) error {
 	var c benchConfig
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&c.addr, "url", "tcp://127.0.0.1:61613", "broker URL: tcp://host:port, host:port, or failover:(tcp://h1:61613,...)?options")
+	fs.StringVar(&c.consumeURL, "consume-url", "", "consumers connect here instead of -url: another group of a network, to measure forwarding across a bridge")
 	fs.StringVar(&c.dest, "dest", "/queue/bench", "destination")
 	fs.IntVar(&c.producers, "producers", 16, "concurrent producer connections")
 	fs.IntVar(&c.consumers, "consumers", 1, "concurrent consumer connections (0: produce only)")
@@ -57,6 +59,11 @@ func runBench(args []string) error {
 	}
 	if !strings.Contains(c.addr, "://") {
 		c.addr = "tcp://" + c.addr
+	}
+	if c.consumeURL == "" {
+		c.consumeURL = c.addr
+	} else if !strings.Contains(c.consumeURL, "://") {
+		c.consumeURL = "tcp://" + c.consumeURL
 	}
 	res, err := bench(c)
 	if err != nil {
@@ -85,7 +92,7 @@ func bench(c benchConfig) (*benchResult, error) {
 	var consumerConns []*failover.Client
 	e2e := make([][]time.Duration, c.consumers)
 	for i := 0; i < c.consumers; i++ {
-		conn, err := failover.Dial(ctx, c.addr, failover.Options{})
+		conn, err := failover.Dial(ctx, c.consumeURL, failover.Options{})
 		if err != nil {
 			return nil, fmt.Errorf("consumer %d: %w", i, err)
 		}
