@@ -349,13 +349,15 @@ func (n *Node) Close() error {
 		// Leader-only work ends while raft still runs: the proposer waits
 		// for the entries raft holds, and only a running raft answers them.
 		<-n.monitorDone
-		// Leave the gossip pool once no bridge runs, so other groups
-		// learn at once that this node is gone.
-		if n.pool != nil {
-			if err := n.pool.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("node: leave gossip pool: %w", err))
-			}
+	}
+	// Leave the gossip pool once no bridge runs (leader-only work has
+	// ended), so other groups learn at once that this node is gone.
+	if n.pool != nil {
+		if err := n.pool.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("node: leave gossip pool: %w", err))
 		}
+	}
+	if r != nil {
 		// Shutdown also closes the raft transport.
 		if err := r.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("node: raft shutdown: %w", err))
