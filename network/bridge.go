@@ -66,14 +66,20 @@ type bridge struct {
 	opts      Options
 	log       *slog.Logger
 
+	// yields reports whether group keeps its own bridge to ours, inbound
+	// here, and has the smaller name: then this bridge stands by.
+	yields func(group string) bool
+
 	out, in atomic.Uint64
 
-	mu sync.Mutex
-	st BridgeStatus
+	mu            sync.Mutex
+	st            BridgeStatus
+	cancelSession context.CancelCauseFunc // nil between sessions
+	lostRemote    time.Time               // when the remote connection was lost; zero while connected
 }
 
-func newBridge(group, link, url, wantGroup string, opts Options, log *slog.Logger) *bridge {
-	b := &bridge{group: group, link: link, url: url, wantGroup: wantGroup, opts: opts, log: log}
+func newBridge(group, link, url, wantGroup string, opts Options, log *slog.Logger, yields func(string) bool) *bridge {
+	b := &bridge{group: group, link: link, url: url, wantGroup: wantGroup, opts: opts, log: log, yields: yields}
 	b.st = BridgeStatus{RemoteGroup: wantGroup, Direction: "outbound", Link: link, State: StateConnecting, Since: time.Now()}
 	return b
 }
@@ -92,6 +98,16 @@ func (b *bridge) remoteGroup() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.st.RemoteGroup
+}
+
+// standDown ends the current session, if any, because group's own bridge
+// to ours is the one to keep.
+func (b *bridge) standDown(group string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cancelSession != nil && b.st.RemoteGroup == group {
+		b.cancelSession(fmt.Errorf("%w: group %s bridges to group %s", errRedundant, group, b.group))
+	}
 }
 
 // connectedTo reports whether the bridge is up and reaches group.
@@ -122,7 +138,12 @@ func (b *bridge) run(ctx context.Context, localAddr string) {
 	delay := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		began := time.Now()
-		err := b.session(ctx, localAddr)
+		var err error
+		if g := b.knownGroup(); g != "" && b.yields(g) {
+			err = fmt.Errorf("%w: group %s bridges to group %s", errRedundant, g, b.group)
+		} else {
+			err = b.session(ctx, localAddr)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -147,11 +168,40 @@ func (b *bridge) run(ctx context.Context, localAddr string) {
 	}
 }
 
+// knownGroup is the remote group, if known yet.
+func (b *bridge) knownGroup() string {
+	if b.wantGroup != "" {
+		return b.wantGroup
+	}
+	return b.remoteGroup()
+}
+
+// remoteGrace is how long a session waits for a lost remote group to come
+// back (a leader change takes one or two seconds) before it ends, so
+// that this group takes back the messages its network subscriptions hold
+// for that group, for its own consumers.
+const remoteGrace = 10 * time.Second
+
 // session connects both sides and forwards by demand until one of them
 // fails or ctx ends.
-func (b *bridge) session(ctx context.Context, localAddr string) error {
-	ctx, cancel := context.WithCancel(ctx)
+func (b *bridge) session(parent context.Context, localAddr string) (err error) {
+	ctx, cancelCause := context.WithCancelCause(parent)
+	cancel := func() { cancelCause(nil) }
 	defer cancel()
+	defer func() {
+		// A session ended by standDown reports why.
+		if c := context.Cause(ctx); parent.Err() == nil && errors.Is(c, errRedundant) {
+			err = c
+		}
+	}()
+	b.mu.Lock()
+	b.cancelSession, b.lostRemote = cancelCause, time.Time{}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.cancelSession = nil
+		b.mu.Unlock()
+	}()
 	b.setState(StateConnecting, nil)
 	opts := failover.Options{
 		HeartBeat: [2]time.Duration{time.Second, time.Second},
@@ -159,11 +209,16 @@ func (b *bridge) session(ctx context.Context, localAddr string) error {
 		Logger:    b.log,
 		OnConnect: func(addr string) {
 			b.mu.Lock()
-			b.st.RemoteLeader = addr
+			b.st.RemoteLeader, b.lostRemote = addr, time.Time{}
 			b.mu.Unlock()
 			b.setState(StateConnected, nil)
 		},
-		OnDisconnect: func(addr string, err error) { b.setState(StateConnecting, err) },
+		OnDisconnect: func(addr string, err error) {
+			b.mu.Lock()
+			b.lostRemote = time.Now()
+			b.mu.Unlock()
+			b.setState(StateConnecting, err)
+		},
 	}
 	remote, err := failover.Dial(ctx, b.url, opts)
 	if err != nil {
@@ -207,12 +262,28 @@ func (b *bridge) session(ctx context.Context, localAddr string) error {
 
 	out := &side{b: b, src: local, dst: remote, srcGroup: b.group, dstGroup: rgroup, count: &b.out, pumps: map[pumpKey]*pump{}}
 	in := &side{b: b, src: remote, dst: local, srcGroup: rgroup, dstGroup: b.group, count: &b.in, pumps: map[pumpKey]*pump{}}
-	defer in.stopAll()
-	defer out.stopAll()
+	defer func() {
+		// Cancel first: a pump settling receipts from a group that is
+		// gone must not hold the session. What it sent and did not get
+		// a receipt for stays unacked, is redelivered to the next
+		// session and dropped by the other group as a duplicate.
+		cancel()
+		out.stopAll()
+		in.stopAll()
+	}()
+	grace := time.NewTicker(time.Second)
+	defer grace.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-grace.C:
+			b.mu.Lock()
+			lost := b.lostRemote
+			b.mu.Unlock()
+			if !lost.IsZero() && time.Since(lost) > remoteGrace {
+				return fmt.Errorf("remote group %s unreachable for %v", rgroup, remoteGrace)
+			}
 		case <-local.Done():
 			return fmt.Errorf("local connection: %w", local.Err())
 		case <-remote.Done():
@@ -401,6 +472,13 @@ func (p *pump) run(ctx, rctx context.Context) {
 	if err := sub.Unsubscribe(uctx); err != nil && ctx.Err() == nil {
 		s.b.log.Debug("network unsubscribe", "dest", p.dest, "err", err)
 	}
+	// Deliveries that arrived after the pump stopped reading: the source
+	// took them back with the subscription. Reading them lets the
+	// client's subscription end (C closes once drained).
+	go func() {
+		for range sub.C() {
+		}
+	}()
 }
 
 // forward sends every message the subscription delivers until rctx ends.
@@ -440,18 +518,39 @@ func (p *pump) settle(ctx context.Context, inflight <-chan sent) {
 				// destination drops the resend as a duplicate.
 				s.b.log.Debug("network ack", "dest", p.dest, "err", aerr)
 			}
-		case errors.Is(err, failover.ErrRefused):
-			// The destination group refuses this message for good (too
+		case errors.Is(err, failover.ErrRefused) && refusedForGood(err):
+			// The destination group will never take this message (too
 			// large, say). NACK: after the maximum deliveries it goes to
 			// this group's dead-letter queue, not lost.
 			s.b.log.Warn("remote group refused a forwarded message", "dest", p.dest,
 				"to", s.dstGroup, "message-id", x.msg.Get("message-id"), "err", err)
 			_ = s.src.Nack(x.msg, "")
+		case errors.Is(err, failover.ErrRefused):
+			// Refused for now (a memory limit, a failed commit): leave
+			// it unacked and stop this pump; the next demand message
+			// starts it again and the source redelivers.
+			s.b.log.Warn("remote group refused a forwarded message for now; pausing the destination", "dest", p.dest,
+				"to", s.dstGroup, "message-id", x.msg.Get("message-id"), "err", err)
+			p.cancel()
 		default:
 			// ctx ended or a client closed: neither acked nor nacked, so
 			// the source redelivers it to the next bridge session.
 		}
 	}
+}
+
+// refusedForGood reports whether an ERROR refusing a forwarded SEND would
+// refuse it again on every attempt: the message itself is at fault, not
+// the destination's state. The wire carries only text, so this matches
+// the transport's and engine's messages for such refusals.
+func refusedForGood(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"too large", "too long", "longer than", "invalid", "reserved for the broker", "too many headers"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // forwardHeaders are the headers of the SEND that carries msg, received

@@ -91,7 +91,7 @@ func (m *Manager) Lead(ctx context.Context, e Engine, localAddr string) {
 	for i, l := range m.cfg.Links {
 		if l.Kind == Static {
 			key := fmt.Sprintf("static#%d", i)
-			m.start(ctx, key, newBridge(m.cfg.Group, l.String(), l.failoverURL(), "", l.Options, m.log), localAddr)
+			m.start(ctx, key, newBridge(m.cfg.Group, l.String(), l.failoverURL(), "", l.Options, m.log, m.yields), localAddr)
 		}
 	}
 	if m.gossipLinks() {
@@ -181,14 +181,14 @@ func (m *Manager) syncGossip(ctx context.Context, localAddr string) {
 			// leader. One still trying may be dialing only the nodes
 			// that were in the pool when it began, none of them the
 			// leader: start it again with the addresses known now.
-			if r.b.url == url || r.b.connectedTo(g) {
+			if sameAddrs(r.b.url, url) || r.b.connectedTo(g) {
 				continue
 			}
 			m.stop(key)
 		} else {
 			m.log.Info("linking a group found by gossip", "group", g, "nodes", len(peers))
 		}
-		m.start(ctx, key, newBridge(m.cfg.Group, Gossip, url, g, spec.Options, m.log), localAddr)
+		m.start(ctx, key, newBridge(m.cfg.Group, Gossip, url, g, spec.Options, m.log, m.yields), localAddr)
 	}
 	m.mu.Lock()
 	var gone []string
@@ -223,8 +223,9 @@ func (m *Manager) dialedBy(group string, peers []Peer) bool {
 	return slices.ContainsFunc(peers, func(p Peer) bool { return p.Network })
 }
 
-// staticReaches reports whether a static link's bridge is connected to
-// group already.
+// staticReaches reports whether a static link's bridge has reached group
+// (connected to it at least once): the link names that group, so gossip
+// leaves it to the static bridge.
 func (m *Manager) staticReaches(group string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -234,6 +235,19 @@ func (m *Manager) staticReaches(group string) bool {
 		}
 	}
 	return false
+}
+
+// sameAddrs reports whether two bridge URLs list the same addresses, in
+// any order: a leader change reorders them, which is no reason to drop a
+// session that reconnects by itself.
+func sameAddrs(a, b string) bool {
+	addrs := func(u string) []string {
+		list, _, _ := strings.Cut(strings.TrimPrefix(u, "failover:("), ")")
+		s := strings.Split(list, ",")
+		slices.Sort(s)
+		return s
+	}
+	return slices.Equal(addrs(a), addrs(b))
 }
 
 // peerURIs lists a group's client addresses, its leader first.
@@ -269,11 +283,15 @@ func (m *Manager) Admit(f *stomp.Frame, remoteAddr string) (release func(), err 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cfg.Group < g {
-		for _, r := range m.bridges {
-			if r.b.connectedTo(g) {
-				return nil, fmt.Errorf("%s: group %s keeps its own bridge to group %s", redundantText, m.cfg.Group, g)
-			}
+	// Of two groups that both keep a bridge to the other, the one with the
+	// smaller name keeps its own: it refuses the other's here, and the
+	// other, admitting the smaller one's, stands its own bridge down.
+	for _, r := range m.bridges {
+		switch {
+		case m.cfg.Group < g && r.b.connectedTo(g):
+			return nil, fmt.Errorf("%s: group %s keeps its own bridge to group %s", redundantText, m.cfg.Group, g)
+		case m.cfg.Group > g:
+			r.b.standDown(g)
 		}
 	}
 	in := &inbound{group: g, addr: remoteAddr, since: time.Now()}
@@ -283,6 +301,22 @@ func (m *Manager) Admit(f *stomp.Frame, remoteAddr string) (release func(), err 
 		delete(m.inbound, in)
 		m.mu.Unlock()
 	}, nil
+}
+
+// yields reports whether this group's bridge to group should stand by:
+// group has the smaller name and keeps a bridge to this one (inbound).
+func (m *Manager) yields(group string) bool {
+	if group >= m.cfg.Group {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for in := range m.inbound {
+		if in.group == group {
+			return true
+		}
+	}
+	return false
 }
 
 // Status is the network as this node sees it.

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -158,7 +159,7 @@ func TestAdmit(t *testing.T) {
 	// b's name is smaller; a's is not (a < b: b's bridge to a would be
 	// refused by a instead).
 	for _, g := range []string{"a", "c"} {
-		br := newBridge("b", "static", "failover:(tcp://127.0.0.1:1)", "", DefaultOptions(), quietLogger())
+		br := newBridge("b", "static", "failover:(tcp://127.0.0.1:1)", "", DefaultOptions(), quietLogger(), m.yields)
 		br.st.RemoteGroup = g
 		br.setState(StateConnected, nil)
 		m.bridges["static#"+g] = &running{b: br}
@@ -166,9 +167,24 @@ func TestAdmit(t *testing.T) {
 	if _, err := m.Admit(connect("c"), "c:3"); err == nil || !strings.Contains(err.Error(), redundantText) {
 		t.Errorf("redundant bridge from c: %v", err)
 	}
-	if release, err := m.Admit(connect("a"), "c:4"); err != nil {
-		t.Errorf("bridge from a: %v", err)
-	} else {
-		release()
+	// a's bridge is admitted, and b's own bridge to a stands down: its
+	// session ends as redundant, and it waits while a's is there.
+	var cause error
+	br := m.bridges["static#a"].b
+	ctx, cancel := context.WithCancelCause(context.Background())
+	br.cancelSession = cancel
+	release, err = m.Admit(connect("a"), "c:4")
+	if err != nil {
+		t.Fatalf("bridge from a: %v", err)
+	}
+	if cause = context.Cause(ctx); !errors.Is(cause, errRedundant) {
+		t.Errorf("b's own bridge to a not stood down: %v", cause)
+	}
+	if !m.yields("a") || m.yields("c") {
+		t.Errorf("yields(a) = %v, yields(c) = %v; want true, false", m.yields("a"), m.yields("c"))
+	}
+	release()
+	if m.yields("a") {
+		t.Error("still yields to a after its bridge left")
 	}
 }
