@@ -60,9 +60,7 @@ func runBench(args []string) error {
 	if !strings.Contains(c.addr, "://") {
 		c.addr = "tcp://" + c.addr
 	}
-	if c.consumeURL == "" {
-		c.consumeURL = c.addr
-	} else if !strings.Contains(c.consumeURL, "://") {
+	if c.consumeURL != "" && !strings.Contains(c.consumeURL, "://") {
 		c.consumeURL = "tcp://" + c.consumeURL
 	}
 	res, err := bench(c)
@@ -82,6 +80,9 @@ type benchResult struct {
 }
 
 func bench(c benchConfig) (*benchResult, error) {
+	if c.consumeURL == "" {
+		c.consumeURL = c.addr
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 
