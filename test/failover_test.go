@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -132,21 +131,26 @@ func (h *haConsumer) check(want map[string]bool) {
 	}
 }
 
-// haProducer sends numbered messages with the failover client, keeping a
-// window of sends in flight, and records when each receipt came and when
+// producer sends numbered persistent messages prefix-00000,
+// prefix-00001, ... with the failover client, keeping a window of sends in
+// flight, optionally paced, and records when each receipt came and when
 // the client reconnected.
-type haProducer struct {
+type producer struct {
 	c          *failover.Client
 	mu         sync.Mutex
-	receipted  map[string]bool
+	receipted  map[string]time.Time
 	receipts   []time.Time // completion times, in order
 	reconnects []time.Time
 	done       chan error
+	started    time.Time
 }
 
-func startHAProducer(t *testing.T, url, dest string, total, window int) *haProducer {
+// startProducer sends total messages to dest; every, when not zero, paces
+// them at one per every (missed ticks are dropped, so a stall does not
+// end in a burst).
+func startProducer(t *testing.T, url, dest, prefix string, total, window int, every time.Duration) *producer {
 	t.Helper()
-	p := &haProducer{receipted: map[string]bool{}, done: make(chan error, 1)}
+	p := &producer{receipted: map[string]time.Time{}, done: make(chan error, 1)}
 	opts := failover.Options{
 		HeartBeat: [2]time.Duration{time.Second, time.Second},
 		Logger:    testLogger(t),
@@ -162,9 +166,16 @@ func startHAProducer(t *testing.T, url, dest string, total, window int) *haProdu
 	}
 	t.Cleanup(func() { c.Close() })
 	p.c = c
+	p.started = time.Now()
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
+		var tick <-chan time.Time
+		if every > 0 {
+			tk := time.NewTicker(every)
+			defer tk.Stop()
+			tick = tk.C
+		}
 		type sent struct {
 			body string
 			r    *failover.Receipt
@@ -179,15 +190,19 @@ func startHAProducer(t *testing.T, url, dest string, total, window int) *haProdu
 					}
 					return
 				}
+				now := time.Now()
 				p.mu.Lock()
-				p.receipted[s.body] = true
-				p.receipts = append(p.receipts, time.Now())
+				p.receipted[s.body] = now
+				p.receipts = append(p.receipts, now)
 				p.mu.Unlock()
 			}
 			waited <- nil
 		}()
 		for i := range total {
-			body := "m-" + strconv.Itoa(i)
+			if tick != nil {
+				<-tick
+			}
+			body := fmt.Sprintf("%s-%05d", prefix, i)
 			r, err := c.SendAsync(dest, []byte(body))
 			if err != nil {
 				close(inflight)
@@ -203,7 +218,7 @@ func startHAProducer(t *testing.T, url, dest string, total, window int) *haProdu
 	return p
 }
 
-func (p *haProducer) count() int {
+func (p *producer) count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.receipted)
@@ -211,7 +226,7 @@ func (p *haProducer) count() int {
 
 // recoveredAfter is the time from kill to the first receipt that came on a
 // connection made after kill: the group serving again.
-func (p *haProducer) recoveredAfter(kill time.Time) (time.Duration, bool) {
+func (p *producer) recoveredAfter(kill time.Time) (time.Duration, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var reconnect time.Time
@@ -232,7 +247,7 @@ func (p *haProducer) recoveredAfter(kill time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-func (p *haProducer) receiptedSet() map[string]bool {
+func (p *producer) receiptedSet() map[string]bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make(map[string]bool, len(p.receipted))
@@ -244,7 +259,7 @@ func (p *haProducer) receiptedSet() map[string]bool {
 
 // waitRecovered waits until the producer is served again after kill and
 // returns how long that took.
-func waitRecovered(t *testing.T, p *haProducer, kill time.Time) time.Duration {
+func waitRecovered(t *testing.T, p *producer, kill time.Time) time.Duration {
 	t.Helper()
 	var d time.Duration
 	Eventually(t, 60*time.Second, "a receipt from the new leader", func() bool {
@@ -266,7 +281,7 @@ func TestKillLeaderTwice(t *testing.T) {
 	url := failoverURL(g)
 	const total, dest = 20000, "/queue/ha"
 	cons := startHAConsumer(t, url, dest)
-	prod := startHAProducer(t, url, dest, total, 64)
+	prod := startProducer(t, url, dest, "m", total, 64, 0)
 
 	var gaps []time.Duration
 	for round, at := range []int{total / 4, total * 5 / 8} {
@@ -329,7 +344,7 @@ func TestPausedLeaderNeverReceipts(t *testing.T) {
 	// An observer on the old leader, without heart-beats: it never
 	// gives up on its own, so whatever the old leader writes, it sees.
 	obs := dialClient(t, g.Nodes[old].Stomp, client.Options{})
-	prod := startHAProducer(t, url, dest, total, 64)
+	prod := startProducer(t, url, dest, "m", total, 64, 0)
 	Eventually(t, time.Minute, "1000 receipts", func() bool { return prod.count() >= 1000 })
 
 	pause := time.Now()

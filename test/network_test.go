@@ -191,87 +191,8 @@ func (h *netConsumer) pathsOf(prefix string) map[string]int {
 	return paths
 }
 
-// netProducer sends numbered persistent messages through the failover
-// client with a window of SENDs in flight, optionally paced, and records
-// when each was receipted.
-type netProducer struct {
-	c         *failover.Client
-	mu        sync.Mutex
-	receipted map[string]time.Time
-	done      chan error
-	started   time.Time
-}
-
-// startNetProducer sends total messages prefix-00000, prefix-00001, ...
-// to dest; every, when not zero, paces them at one per every (missed
-// ticks are dropped, so a stall does not end in a burst).
-func startNetProducer(t *testing.T, url, dest, prefix string, total, window int, every time.Duration) *netProducer {
-	t.Helper()
-	p := &netProducer{receipted: map[string]time.Time{}, done: make(chan error, 1)}
-	c, err := failover.Dial(ctxT(t), url, failover.Options{HeartBeat: [2]time.Duration{time.Second, time.Second}, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatalf("producer dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	p.c = c
-	p.started = time.Now()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-		defer cancel()
-		var tick <-chan time.Time
-		if every > 0 {
-			tk := time.NewTicker(every)
-			defer tk.Stop()
-			tick = tk.C
-		}
-		type sent struct {
-			body string
-			r    *failover.Receipt
-		}
-		inflight := make(chan sent, window)
-		waited := make(chan error, 1)
-		go func() {
-			for s := range inflight {
-				if err := s.r.Wait(ctx); err != nil {
-					waited <- fmt.Errorf("receipt for %s: %w", s.body, err)
-					for range inflight {
-					}
-					return
-				}
-				p.mu.Lock()
-				p.receipted[s.body] = time.Now()
-				p.mu.Unlock()
-			}
-			waited <- nil
-		}()
-		for i := range total {
-			if tick != nil {
-				<-tick
-			}
-			body := fmt.Sprintf("%s-%05d", prefix, i)
-			r, err := c.SendAsync(dest, []byte(body))
-			if err != nil {
-				close(inflight)
-				<-waited
-				p.done <- fmt.Errorf("send %s: %w", body, err)
-				return
-			}
-			inflight <- sent{body, r}
-		}
-		close(inflight)
-		p.done <- <-waited
-	}()
-	return p
-}
-
-func (p *netProducer) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.receipted)
-}
-
 // receiptedAt is when body was receipted (zero if not yet).
-func (p *netProducer) receiptedAt(body string) time.Time {
+func (p *producer) receiptedAt(body string) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.receipted[body]
@@ -279,7 +200,7 @@ func (p *netProducer) receiptedAt(body string) time.Time {
 
 // firstReceiptAfter is how long after t the first receipt after t came
 // (-1 if none did).
-func (p *netProducer) firstReceiptAfter(t time.Time) time.Duration {
+func (p *producer) firstReceiptAfter(t time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	first := time.Duration(-1)
@@ -291,19 +212,9 @@ func (p *netProducer) firstReceiptAfter(t time.Time) time.Duration {
 	return first
 }
 
-func (p *netProducer) receiptedSet() map[string]bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make(map[string]bool, len(p.receipted))
-	for b := range p.receipted {
-		out[b] = true
-	}
-	return out
-}
-
 // wait waits for the producer to finish and checks that every message was
 // receipted; it returns how long sending took.
-func (p *netProducer) wait(t *testing.T, timeout time.Duration, total int) time.Duration {
+func (p *producer) wait(t *testing.T, timeout time.Duration, total int) time.Duration {
 	t.Helper()
 	select {
 	case err := <-p.done:
@@ -323,7 +234,7 @@ func (p *netProducer) wait(t *testing.T, timeout time.Duration, total int) time.
 // producer.
 func produceAll(t *testing.T, url, dest, prefix string, total int) map[string]bool {
 	t.Helper()
-	p := startNetProducer(t, url, dest, prefix, total, 64, 0)
+	p := startProducer(t, url, dest, prefix, total, 64, 0)
 	p.wait(t, 2*time.Minute, total)
 	p.c.Close()
 	return p.receiptedSet()
@@ -358,7 +269,7 @@ func TestNetworkStaticLink(t *testing.T) {
 
 	const total, dest = 10000, "/queue/orders"
 	cons := startNetConsumer(t, "consumer on B", failoverURL(b), dest)
-	prod := startNetProducer(t, failoverURL(a), dest, "m", total, 64, 0)
+	prod := startProducer(t, failoverURL(a), dest, "m", total, 64, 0)
 	sendTook := prod.wait(t, 3*time.Minute, total)
 	last := cons.waitDistinct(2*time.Minute, "m-", total)
 	took := last.Sub(prod.started)
@@ -404,7 +315,7 @@ func TestNetworkDuplexReverse(t *testing.T) {
 
 	const total, dest = 2000, "/queue/replies"
 	cons := startNetConsumer(t, "consumer on A", failoverURL(a), dest)
-	prod := startNetProducer(t, failoverURL(b), dest, "r", total, 64, 0)
+	prod := startProducer(t, failoverURL(b), dest, "r", total, 64, 0)
 	prod.wait(t, 2*time.Minute, total)
 	last := cons.waitDistinct(2*time.Minute, "r-", total)
 	took := last.Sub(prod.started)
@@ -454,7 +365,7 @@ func TestNetworkGossipLink(t *testing.T) {
 
 	const total, dest = 10000, "/queue/gossiped"
 	cons := startNetConsumer(t, "consumer on B", failoverURL(b), dest)
-	prod := startNetProducer(t, failoverURL(a), dest, "g", total, 64, 0)
+	prod := startProducer(t, failoverURL(a), dest, "g", total, 64, 0)
 	prod.wait(t, 3*time.Minute, total)
 	last := cons.waitDistinct(2*time.Minute, "g-", total)
 	took := last.Sub(prod.started)
@@ -478,7 +389,7 @@ func TestNetworkLeaderKills(t *testing.T) {
 	const total, dest = 5000, "/queue/steady"
 	const every = 4 * time.Millisecond // 250 msg/s
 	cons := startNetConsumer(t, "consumer on B", failoverURL(b), dest)
-	prod := startNetProducer(t, failoverURL(a), dest, "s", total, 32, every)
+	prod := startProducer(t, failoverURL(a), dest, "s", total, 32, every)
 
 	// resumed reports whether a message receipted after kill reached the
 	// consumer, and when the first did.
@@ -597,9 +508,9 @@ func TestNetworkTopicMesh(t *testing.T) {
 	t.Logf("mesh carries the topic: probes sent per group %v", probes)
 
 	began := time.Now()
-	var prods []*netProducer
+	var prods []*producer
 	for _, g := range groups {
-		prods = append(prods, startNetProducer(t, failoverURL(g), dest, "p-"+g.Name, perGroup, 16, 0))
+		prods = append(prods, startProducer(t, failoverURL(g), dest, "p-"+g.Name, perGroup, 16, 0))
 	}
 	want := map[string]bool{}
 	for _, p := range prods {
