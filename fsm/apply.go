@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/hashicorp/raft"
@@ -117,6 +118,10 @@ func (a *applier) apply(c *Command) Result {
 		return a.setMember(c)
 	case OpRemoveMember:
 		return a.removeMember(c)
+	case OpCreateQueue:
+		return a.createQueue(c)
+	case OpMove:
+		return a.move(c)
 	}
 	// DecodeBatch lets an unknown op through only when it is skippable.
 	return Result{Err: fmt.Errorf("%w: op %#x", ErrSkipped, byte(c.Op))}
@@ -303,6 +308,51 @@ func (a *applier) deleteQueue(c *Command) Result {
 	a.deleteEntries(c.Queue)
 	a.deleteQueueRecord(c.Queue)
 	a.emit(Change{Kind: QueueDeleted, Queue: c.Queue})
+	return Result{}
+}
+
+func (a *applier) createQueue(c *Command) Result {
+	if err := checkQueue(c.Queue); err != nil {
+		return Result{Err: err}
+	}
+	if _, ok := a.st.queues[c.Queue]; ok {
+		return Result{}
+	}
+	a.ensureQueue(c.Queue)
+	a.emit(Change{Kind: QueueCreated, Queue: c.Queue})
+	return Result{}
+}
+
+// move moves entries of c.Queue to c.Target. A moved message starts over
+// in its new queue: it loses the dead-letter headers, and its destination
+// becomes the target, so a later dead-lettering names the queue it was
+// really in. Missing entries (acked or moved meanwhile) are skipped.
+func (a *applier) move(c *Command) Result {
+	if err := checkQueue(c.Queue); err != nil {
+		return Result{Err: err}
+	}
+	if err := checkQueue(c.Target); err != nil {
+		return Result{Err: fmt.Errorf("move target: %w", err)}
+	}
+	if c.Target == c.Queue {
+		return invalid("move from %q to itself", c.Queue)
+	}
+	for _, seq := range c.Seqs {
+		m := a.message(c.Queue, seq)
+		if m == nil {
+			continue
+		}
+		a.remove(c.Queue, seq)
+		// m was just decoded from the store: nobody else holds it yet.
+		m.Headers = slices.DeleteFunc(m.Headers, func(h Header) bool {
+			return h.Key == HeaderDLQCause || h.Key == HeaderOriginalDestination
+		})
+		if len(m.Headers) == 0 {
+			m.Headers = nil // as decoding a message without headers gives
+		}
+		m.Destination = c.Target
+		a.put(c.Target, m)
+	}
 	return Result{}
 }
 

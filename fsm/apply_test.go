@@ -157,6 +157,59 @@ func TestDeadLetter(t *testing.T) {
 	})
 }
 
+func TestMoveBackFromDLQ(t *testing.T) {
+	h := newHarness(t)
+	h.mustApply(enqueue("/queue/a", "m1", "one", "k", "v"), enqueue("/queue/a", "m2", "two"))
+	h.mustApply(Command{Op: OpDeadLetter, Queue: "/queue/a", Seqs: []uint64{1, 2},
+		Target: "/queue/DLQ.a", Reason: "delivered 6 times"})
+	rec := attach(t, h.f)
+
+	// Seq 9 does not exist: skipped. The dead-letter headers go, the
+	// user's stay; the destination is the queue the message is now in.
+	h.mustApply(Command{Op: OpMove, Queue: "/queue/DLQ.a", Seqs: []uint64{3, 9}, Target: "/queue/a"},
+		Command{Op: OpMove, Queue: "/queue/DLQ.a", Seqs: []uint64{4}, Target: "/queue/elsewhere"})
+	back := testMessage("m1", "/queue/a", "one", "k", "v")
+	elsewhere := testMessage("m2", "/queue/elsewhere", "two")
+	sameChanges(t, rec.take(), []Change{
+		{Kind: Removed, Queue: "/queue/DLQ.a", Seq: 3},
+		{Kind: Enqueued, Queue: "/queue/a", Seq: 5, Msg: back},
+		{Kind: Removed, Queue: "/queue/DLQ.a", Seq: 4},
+		{Kind: Enqueued, Queue: "/queue/elsewhere", Seq: 6, Msg: elsewhere},
+	})
+	sameState(t, dumpFSM(t, h.f), &dump{
+		Queues: []string{"/queue/DLQ.a", "/queue/a", "/queue/elsewhere"},
+		Entries: map[string][]entry{
+			"/queue/a":         {{Seq: 5, Meta: Meta{Priority: 4, Size: back.Size()}, Msg: back}},
+			"/queue/elsewhere": {{Seq: 6, Meta: Meta{Priority: 4, Size: elsewhere.Size()}, Msg: elsewhere}},
+		},
+	})
+
+	for _, bad := range []Command{
+		{Op: OpMove, Queue: "/queue/a", Seqs: []uint64{5}, Target: "/queue/a"},
+		{Op: OpMove, Queue: "/queue/a", Seqs: []uint64{5}, Target: ""},
+	} {
+		if res := h.apply(bad); !errors.Is(res[0].Err, ErrInvalidCommand) && res[0].Err == nil {
+			t.Errorf("%+v: err = %v, want an error", bad, res[0].Err)
+		}
+	}
+	if c := rec.take(); len(c) != 0 {
+		t.Fatalf("refused moves reported %+v", c)
+	}
+}
+
+func TestCreateQueue(t *testing.T) {
+	h := newHarness(t)
+	rec := attach(t, h.f)
+	h.mustApply(Command{Op: OpCreateQueue, Queue: "/queue/new"}, Command{Op: OpCreateQueue, Queue: "/queue/new"})
+	sameChanges(t, rec.take(), []Change{{Kind: QueueCreated, Queue: "/queue/new"}})
+	if st := dumpFSM(t, h.f); !reflect.DeepEqual(st.Queues, []string{"/queue/new"}) || len(st.Entries) != 0 {
+		t.Fatalf("after create: %v", st)
+	}
+	if res := h.apply(Command{Op: OpCreateQueue, Queue: ""}); res[0].Err == nil {
+		t.Fatal("created a queue without a name")
+	}
+}
+
 func TestSubscribeReplaceUnsubscribe(t *testing.T) {
 	h := newHarness(t)
 	rec := attach(t, h.f)

@@ -24,6 +24,8 @@ import (
 //	OpPurge, OpDeleteQueue        queue:string
 //	OpExpireDedupe                before:varint
 //	OpSetMember, OpRemoveMember   member
+//	OpCreateQueue                 queue:string
+//	OpMove                        queue:string seqs target:string
 //
 //	string  = len:uvarint bytes
 //	seqs    = n:uvarint (zigzag varint of seq minus the previous seq){n}
@@ -40,7 +42,10 @@ import (
 // batch as a whole, which is the safe failure: it cannot apply a dedupe
 // id, and applying the message without it would diverge from the group.
 // The ops added with version 2 (OpExpireDedupe, OpSetMember,
-// OpRemoveMember) change state, so they are not skippable either.
+// OpRemoveMember, and later OpCreateQueue and OpMove, which only the
+// admin API proposes) change state, so they are not skippable either: a
+// node too old to know one stops applying rather than diverge, so a group
+// is upgraded before its operators use those actions.
 //
 // A message's text fields (id, destination, header keys and values) are
 // concatenated in text, after all their lengths: the decoder makes one
@@ -141,7 +146,7 @@ func decodeBatch(b []byte, aliasBodies bool) ([]Command, error) {
 // knownOp reports whether this version can decode and apply op. Extend it,
 // payloadSize, appendPayload, payload and applier.apply together.
 func knownOp(op Op) bool {
-	return op >= OpEnqueue && op <= OpRemoveMember
+	return op >= OpEnqueue && op <= OpMove
 }
 
 func payloadSize(c *Command) int {
@@ -156,8 +161,10 @@ func payloadSize(c *Command) int {
 		return stringSize(c.Queue) + seqsSize(c.Seqs) + stringSize(c.Target) + stringSize(c.Reason)
 	case OpSubscribe, OpUnsubscribe:
 		return optDurableSize(c.Durable)
-	case OpPurge, OpDeleteQueue:
+	case OpPurge, OpDeleteQueue, OpCreateQueue:
 		return stringSize(c.Queue)
+	case OpMove:
+		return stringSize(c.Queue) + seqsSize(c.Seqs) + stringSize(c.Target)
 	case OpExpireDedupe:
 		return varintLen(c.Before)
 	case OpSetMember, OpRemoveMember:
@@ -186,8 +193,12 @@ func appendPayload(b []byte, c *Command) []byte {
 		b = appendString(b, c.Reason)
 	case OpSubscribe, OpUnsubscribe:
 		b = appendOptDurable(b, c.Durable)
-	case OpPurge, OpDeleteQueue:
+	case OpPurge, OpDeleteQueue, OpCreateQueue:
 		b = appendString(b, c.Queue)
+	case OpMove:
+		b = appendString(b, c.Queue)
+		b = appendSeqs(b, c.Seqs)
+		b = appendString(b, c.Target)
 	case OpExpireDedupe:
 		b = binary.AppendVarint(b, c.Before)
 	case OpSetMember, OpRemoveMember:
@@ -222,8 +233,12 @@ func (d *decoder) payload(c *Command, format byte) {
 		c.Reason = d.string()
 	case OpSubscribe, OpUnsubscribe:
 		c.Durable = d.optDurable()
-	case OpPurge, OpDeleteQueue:
+	case OpPurge, OpDeleteQueue, OpCreateQueue:
 		c.Queue = d.name()
+	case OpMove:
+		c.Queue = d.name()
+		c.Seqs = d.seqs()
+		c.Target = d.name()
 	case OpExpireDedupe:
 		c.Before = d.varint()
 	case OpSetMember, OpRemoveMember:

@@ -44,6 +44,9 @@ func allOps() []Command {
 		Command{Op: OpSetMember, Member: &Member{}},
 		Command{Op: OpSetMember},
 		Command{Op: OpRemoveMember, Member: &Member{ID: "n2"}},
+		Command{Op: OpCreateQueue, Queue: "/queue/new"},
+		Command{Op: OpMove, Queue: "/queue/DLQ.a", Seqs: []uint64{9, 4, 1 << 50}, Target: "/queue/a"},
+		Command{Op: OpMove},
 	)
 }
 

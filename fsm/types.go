@@ -97,6 +97,11 @@ const (
 	OpExpireDedupe Op = 9
 	OpSetMember    Op = 10 // Member: insert it, or replace the member with its ID
 	OpRemoveMember Op = 11 // Member (ID): delete it (a missing one is ignored)
+	OpCreateQueue  Op = 12 // Queue: create it, empty, if it does not exist
+	// OpMove (Queue, Seqs, Target) moves entries to the tail of Target,
+	// which becomes their destination, without the dead-letter headers:
+	// an operator sending dead letters back, or elsewhere.
+	OpMove Op = 13
 
 	// OpSkippable marks a command a node may ignore if it does not know
 	// the type, so that a newer leader can add optional commands. Only a
@@ -114,7 +119,7 @@ type Command struct {
 	Topic   string
 	Msg     *Message
 	Seqs    []uint64
-	Target  string // OpDeadLetter: store queue to move to
+	Target  string // OpDeadLetter, OpMove: store queue to move to
 	Reason  string // OpDeadLetter: why (expired, max deliveries ...)
 	Durable *Durable
 
@@ -168,6 +173,7 @@ const (
 	DurableRemoved                       // Durable
 	Purged                               // Queue: every entry removed
 	QueueDeleted                         // Queue: entries and queue removed
+	QueueCreated                         // Queue: an empty queue created (OpCreateQueue; put creates queues silently)
 )
 
 // Change is one effect of an applied command, reported to the Observer.

@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftmq/raftmq/node/console"
 )
 
 // The admin HTTP API: every member serves it, followers included, so
@@ -47,17 +50,49 @@ func newAdmin(n *Node) (*admin, error) {
 	}
 	a := &admin{n: n, ln: ln, served: make(chan struct{})}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/node", a.getNode)
-	mux.HandleFunc("GET /api/v1/status", a.getStatus)
-	mux.HandleFunc("GET /api/v1/members", a.getMembers)
-	mux.HandleFunc("POST /api/v1/members", a.postMember)
-	mux.HandleFunc("DELETE /api/v1/members/{id}", a.deleteMember)
-	mux.HandleFunc("POST /api/v1/leader-transfer", a.postTransfer)
-	mux.HandleFunc("GET /api/v1/network", a.getNetwork)
-	mux.HandleFunc("GET /api/v1/gossip", a.getGossip)
+	routes := []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{"GET", "/api/v1/node", a.getNode},
+		{"GET", "/api/v1/status", a.getStatus},
+		{"GET", "/api/v1/members", a.getMembers},
+		{"POST", "/api/v1/members", a.postMember},
+		{"DELETE", "/api/v1/members/{id}", a.deleteMember},
+		{"POST", "/api/v1/leader-transfer", a.postTransfer},
+		{"GET", "/api/v1/network", a.getNetwork},
+		{"GET", "/api/v1/gossip", a.getGossip},
+		{"GET", "/api/v1/destinations", a.getDestinations},
+		{"GET", "/api/v1/connections", a.getConnections},
+		{"GET", "/api/v1/subscriptions", a.getSubscriptions},
+		{"POST", "/api/v1/queues", a.postQueue},
+		{"DELETE", "/api/v1/queues/{name}", a.deleteQueue},
+		{"POST", "/api/v1/queues/{name}/purge", a.postPurge},
+		{"POST", "/api/v1/queues/{name}/move", a.postMove},
+		{"GET", "/api/v1/queues/{name}/messages", a.getMessages},
+		{"GET", "/healthz", a.getHealthz},
+		{"GET", "/readyz", a.getReadyz},
+		{"GET", "/metrics", n.metrics.handler().ServeHTTP},
+	}
+	allowed := make(map[string][]string)
+	for _, rt := range routes {
+		mux.HandleFunc(rt.method+" "+rt.path, rt.h)
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+	}
+	// A known path with another method gets a JSON 405 rather than the
+	// mux's plain-text one: a pattern without a method matches whatever
+	// the ones with methods do not.
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: allowed: %s", r.Method, r.URL.Path, allow))
+		})
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such API: %s %s", r.Method, r.URL.Path))
 	})
+	mux.Handle("/", console.Handler())
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -160,6 +160,7 @@ func (n *Node) establish(r *raft.Raft, stop <-chan struct{}) (*term, error) {
 		maxBytes:    n.cfg.MaxBatchBytes,
 		maxInflight: n.cfg.MaxInflightEntries,
 	}, n.log.With("logger", "proposer"))
+	t.prop.committed = func(d time.Duration) { n.metrics.commit.Observe(d.Seconds()) }
 	qcfg := n.cfg.Queue
 	qcfg.Logger = n.log.With("logger", "queue")
 	if t.engine, err = queue.NewEngine(qcfg, t.prop, n.fsm); err != nil {
@@ -177,7 +178,7 @@ func (n *Node) establish(r *raft.Raft, stop <-chan struct{}) (*term, error) {
 	t.srv = transport.NewServer(tcfg, broker{t.engine}, n.log.With("logger", "transport"))
 	t.served = make(chan struct{})
 	addr := t.ln.Addr()
-	n.setServing(addr) // before Serve, which may clear it on failure
+	n.setServing(t, addr) // before Serve, which may clear it on failure
 	go func() {
 		defer close(t.served)
 		if err := t.srv.Serve(t.ln); err != nil {

@@ -62,9 +62,12 @@ type Node struct {
 	net  *network.Manager
 	roleState
 
+	metrics *metrics
+
 	mu         sync.Mutex
 	closed     bool
 	raft       *raft.Raft    // nil before Start
+	current    *term         // the term serving clients, else nil
 	stompAddr  net.Addr      // the client listener's address while serving, else nil
 	serving    chan struct{} // closed when serving starts; replaced when it stops
 	discovered []Peer        // nodes found while waiting to bootstrap
@@ -87,6 +90,7 @@ func New(cfg Config) (*Node, error) {
 		http:     &http.Client{Timeout: adminTimeout},
 		epoch:    time.Now(),
 	}
+	n.metrics = newMetrics(n)
 	n.ctx, n.cancelCtx = context.WithCancel(context.Background())
 	if err := n.openStores(); err != nil {
 		return nil, errors.Join(err, n.closeStores())
@@ -235,7 +239,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.bootstrapIfNew(conf, trans); err != nil {
 		return errors.Join(err, trans.Close())
 	}
-	r, err := raft.NewRaft(conf, n.fsm, n.logStore, n.logStore, n.snapshots, trans)
+	r, err := raft.NewRaft(conf, timedFSM{n.fsm, n.metrics.apply}, n.logStore, n.logStore, n.snapshots, trans)
 	if err != nil {
 		return errors.Join(fmt.Errorf("node: start raft: %w", err), trans.Close())
 	}
@@ -244,6 +248,8 @@ func (n *Node) Start(ctx context.Context) error {
 	n.mu.Unlock()
 	n.monitorDone = make(chan struct{})
 	go n.monitorLeadership(r)
+	n.bg.Add(1)
+	go n.countLeaderChanges(r)
 	if n.admin != nil {
 		n.admin.serve()
 	}
@@ -428,12 +434,20 @@ func (n *Node) WaitServing(ctx context.Context) error {
 	}
 }
 
-// setServing records that the client listener is open on addr.
-func (n *Node) setServing(addr net.Addr) {
+// setServing records that term t serves clients on addr.
+func (n *Node) setServing(t *term, addr net.Addr) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.stompAddr = addr
+	n.current, n.stompAddr = t, addr
 	close(n.serving)
+}
+
+// servingTerm returns the term serving clients, nil when none is. Its
+// engine and server fail with queue.ErrClosed once the term is revoked.
+func (n *Node) servingTerm() *term {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.current
 }
 
 // clearServing records that the client listener is closing.
@@ -441,7 +455,7 @@ func (n *Node) clearServing() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stompAddr != nil {
-		n.stompAddr = nil
+		n.current, n.stompAddr = nil, nil
 		n.serving = make(chan struct{})
 	}
 }

@@ -54,6 +54,9 @@ type proposer struct {
 	raft applier
 	lim  batchLimits
 	log  *slog.Logger
+	// committed, if set, is told how long each entry took from raft.Apply
+	// to applied (the commit latency metric).
+	committed func(time.Duration)
 
 	mu      sync.Mutex
 	pending []proposal
@@ -76,6 +79,7 @@ type proposal struct {
 // entry is one raft log entry handed to raft and not yet completed.
 type entry struct {
 	future raft.ApplyFuture
+	start  time.Time // handed to raft
 	props  []proposal
 	ncmds  int
 }
@@ -171,7 +175,7 @@ func (p *proposer) run() {
 		// channel (meanwhile the next batch gathers), and fails at once
 		// when raft has shut down. See raftConfig on BatchApplyCh.
 		f := p.raft.Apply(fsm.EncodeBatch(cmds), 0)
-		p.inflight <- entry{future: f, props: props, ncmds: len(cmds)}
+		p.inflight <- entry{future: f, start: time.Now(), props: props, ncmds: len(cmds)}
 	}
 }
 
@@ -219,6 +223,9 @@ func (p *proposer) complete() {
 	defer p.wg.Done()
 	for e := range p.inflight {
 		results, err := p.wait(e)
+		if err == nil && p.committed != nil {
+			p.committed(time.Since(e.start))
+		}
 		<-p.slots // the next entry may go while callbacks run
 		off := 0
 		for _, pr := range e.props {

@@ -309,6 +309,8 @@ func (e *Engine) deliver(s *subscription, q *destQueue, r *ref, msg *fsm.Message
 	sess.byMsgID[msg.ID] = d
 	s.inflight = append(s.inflight, d)
 	s.unacked++
+	s.delivered++
+	q.inflight++
 	sess.out.Deliver(d)
 }
 
@@ -365,6 +367,7 @@ func (e *Engine) finish(d *Delivery) {
 		s.unacked--
 	}
 	d.state = dDone
+	d.q.inflight--
 	sess := d.sess
 	delete(sess.deliveries, d.AckID)
 	if sess.byMsgID[d.Msg.ID] == d {
@@ -390,6 +393,7 @@ func (e *Engine) ackDeliveries(ds []*Delivery, touched map[*destQueue]struct{}) 
 			continue // purged meanwhile
 		}
 		e.drop(d.q, r)
+		e.dequeued(d)
 		if !r.persistent {
 			continue
 		}
@@ -422,6 +426,7 @@ func (e *Engine) release(d *Delivery, why string) []fsm.Command {
 		return nil
 	}
 	e.drop(q, r)
+	q.stats.deadLettered++
 	if !r.persistent {
 		e.cfg.Logger.Debug("non-persistent message dropped after max deliveries", "queue", q.name, "id", d.Msg.ID)
 		return nil

@@ -37,6 +37,7 @@ type Engine struct {
 	lastDedupeExpiry time.Time // when expireDedupe last proposed, or the engine started
 
 	demand chan struct{} // DemandChanged: buffered(1), signalled without blocking
+	since  time.Time     // when the engine started: its counters count from here
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -61,6 +62,8 @@ type destQueue struct {
 	expiring  int    // pending refs with an expiry, to skip sweeping the rest
 	backlog   int    // >0: drop the oldest beyond this many pending (topic subscribers)
 	dropped   uint64 // messages a slow topic subscriber lost
+	inflight  int    // deliveries not finished (stats.go)
+	stats     counters
 }
 
 type topic struct {
@@ -68,6 +71,7 @@ type topic struct {
 	subs     map[*subscription]struct{} // non-durable subscribers
 	durables int                        // durable subscriptions on this topic
 	inRaft   int                        // persistent publishes proposed, not yet applied
+	stats    counters
 }
 
 type durableSub struct {
@@ -109,6 +113,7 @@ func newEngineWithClock(cfg Config, log Log, store Store, now func() time.Time) 
 		stop:     make(chan struct{}),
 
 		lastDedupeExpiry: now(),
+		since:            now(),
 	}
 	e.wg.Add(1)
 	go e.sweepLoop()
@@ -177,6 +182,7 @@ func (e *Engine) Applied(changes []fsm.Change) {
 			r := &ref{seq: c.Seq, meta: fsm.MetaOf(c.Msg), persistent: true}
 			e.cache(r, c.Msg)
 			e.insert(q, r)
+			q.stats.enqueued++
 			touched[q] = struct{}{}
 		case fsm.Removed:
 			if q := e.queues[c.Queue]; q != nil {
@@ -196,6 +202,8 @@ func (e *Engine) Applied(changes []fsm.Change) {
 			if q := e.queues[c.Queue]; q != nil {
 				e.purge(q)
 			}
+		case fsm.QueueCreated:
+			e.queue(c.Queue)
 		case fsm.QueueDeleted:
 			if q := e.queues[c.Queue]; q != nil {
 				e.purge(q)
@@ -390,6 +398,7 @@ func (e *Engine) sweep(q *destQueue, now int64) {
 // expire removes an expired pending ref: dropped, or moved to the DLQ.
 func (e *Engine) expire(q *destQueue, r *ref) {
 	e.drop(q, r)
+	q.stats.expired++
 	if !r.persistent {
 		return
 	}

@@ -35,6 +35,8 @@ type subscription struct {
 	head     int
 	finished int // dDone entries in inflight[head:]
 	unacked  int // deliveries counting against prefetch
+
+	delivered uint64 // messages handed to the connection (stats.go)
 }
 
 // Open starts a session for one client connection.
@@ -183,6 +185,7 @@ func (e *Engine) enqueueMemory(m *fsm.Message) error {
 	q := e.queue(m.Destination)
 	e.npBytes += int64(meta.Size)
 	e.insert(q, &ref{meta: meta, msg: m})
+	q.stats.enqueued++
 	e.dispatch(q)
 	return nil
 }
@@ -194,6 +197,7 @@ func (e *Engine) enqueueMemory(m *fsm.Message) error {
 // queues (see network.go) does not apply.
 func (e *Engine) fanout(t *topic, m *fsm.Message, touched map[*destQueue]struct{}) {
 	meta := fsm.MetaOf(m)
+	t.stats.enqueued++
 	for s := range t.subs {
 		if s.net != nil && !s.net.eligible(meta.Path) {
 			continue

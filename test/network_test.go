@@ -293,6 +293,12 @@ func TestNetworkStaticLink(t *testing.T) {
 	in := b.WaitBridge(waitLong, "A", "inbound", nil)
 	t.Logf("B: inbound bridge from A (%s) since %v", in.Link, in.Since.Format(time.RFC3339))
 
+	// The bridge's traffic is in A's leader's metrics.
+	m := scrape(t, a.Nodes[a.Leader()].HTTP)
+	if l := "{direction=outbound,remote_group=B}"; m["raftmq_bridge_up"+l] != 1 || m["raftmq_bridge_forwarded_out_total"+l] < total {
+		t.Errorf("A's bridge metrics: up %v, forwarded out %v, want 1 and %d", m["raftmq_bridge_up"+l], m["raftmq_bridge_forwarded_out_total"+l], total)
+	}
+
 	status := cli(t, "status", "--http", a.HTTPAddrs())
 	for _, want := range []string{"group:    A", "REMOTE GROUP", "outbound", "connected"} {
 		if !strings.Contains(status, want) {

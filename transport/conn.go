@@ -78,6 +78,8 @@ type conn struct {
 	pendingBytes int  // their message bytes
 	closing      bool // no more output is queued; the writer ends the connection
 	linger       bool // after the last frame, drain input before closing
+
+	stats connStats // info.go
 }
 
 // outItem is a queued frame: a control frame (CONNECTED, RECEIPT, ERROR),
@@ -98,6 +100,7 @@ func newConn(s *Server, nc net.Conn, id string) *conn {
 		wake: make(chan struct{}, 1),
 	}
 	c.cond.L = &c.mu
+	c.stats.accepted = time.Now()
 	c.dr.nc = nc
 	c.rd = stomp.NewReader(&c.dr, s.cfg.Limits)
 	c.dw.nc = nc
@@ -171,6 +174,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return c.readErr(err, true)
 		}
+		c.stats.framesIn.Add(1)
 		if err := c.exec(f); err != nil {
 			return err
 		}
@@ -562,6 +566,9 @@ func (c *conn) writeItem(it outItem) error {
 	// message.
 	clear(f.Headers)
 	f.Body = nil
+	if err == nil {
+		c.stats.messagesOut.Add(1)
+	}
 	return err
 }
 

@@ -94,7 +94,9 @@ func (c *conn) connect(f *stomp.Frame) error {
 	// takes CONNECTED from the queue; both are set before it is queued.
 	c.mu.Lock()
 	c.sess, c.version, c.hb = sess, v, hb
+	c.stats.clientID, c.stats.login, c.stats.bridgeGroup = clientID, f.Get("login"), f.Get(HeaderBridgeGroup)
 	c.mu.Unlock()
+	c.stats.framesIn.Add(1) // CONNECT
 	c.queueControl(reply)
 
 	c.rd.SetVersion(v)

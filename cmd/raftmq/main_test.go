@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestRunDispatch(t *testing.T) {
+	clearRaftmqEnv(t)
 	for _, tc := range []struct {
 		args       []string
 		code       int
@@ -55,6 +56,7 @@ func TestRunDispatch(t *testing.T) {
 }
 
 func TestParseServerFlags(t *testing.T) {
+	clearRaftmqEnv(t)
 	cfg, sf, err := parseServerFlags(nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,14 @@ var servingLine = regexp.MustCompile(`msg="serving STOMP clients" addr=(\S+)|"ms
 func startServer(t *testing.T, args ...string) *serverProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"server"}, args...)...)
-	cmd.Env = append(os.Environ(), "RAFTMQ_TEST_MAIN=1")
+	// The child sees none of the machine's RAFTMQ_* settings: only the
+	// arguments given here configure it.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, envPrefix) {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "RAFTMQ_TEST_MAIN=1")
 	errPipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,223 @@
+package queue
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/raftmq/raftmq/fsm"
+)
+
+// counters are a destination's traffic since the engine started. They
+// live in the leader's memory, as ActiveMQ's live in its broker's: a new
+// leader counts from zero (Stats says since when).
+type counters struct {
+	enqueued     uint64 // stored (or, for topics, published)
+	dequeued     uint64 // acknowledged by a consumer
+	deadLettered uint64 // sent to the dead-letter queue after too many deliveries
+	expired      uint64 // expired, dropped or sent to the dead-letter queue
+}
+
+// DestinationStats describes one queue or topic: GET /api/v1/destinations
+// and the per-destination metrics.
+type DestinationStats struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // "queue" or "topic"
+	// Pending counts messages not yet acknowledged, InFlight included; for
+	// a topic, summed over its subscribers.
+	Pending          int `json:"pending"`
+	InFlight         int `json:"in_flight"`
+	Consumers        int `json:"consumers"`         // local subscriptions
+	NetworkConsumers int `json:"network_consumers"` // bridges to other groups
+
+	Enqueued     uint64 `json:"enqueued"`
+	Dequeued     uint64 `json:"dequeued"`
+	DeadLettered uint64 `json:"dead_lettered"`
+	Expired      uint64 `json:"expired"`
+
+	// OldestAgeMs is the age of a queue's oldest stored message, nil when
+	// it has none (non-persistent messages are not looked at).
+	OldestAgeMs *int64 `json:"oldest_age_ms,omitempty"`
+	// DurableSubscriptions counts a topic's durable subscriptions,
+	// connected or not.
+	DurableSubscriptions int `json:"durable_subscriptions,omitempty"`
+}
+
+// SubscriptionInfo describes one subscription: GET /api/v1/subscriptions.
+type SubscriptionInfo struct {
+	ConnectionID string `json:"connection_id,omitempty"`
+	ClientID     string `json:"client_id,omitempty"`
+	ID           string `json:"id,omitempty"`
+	Destination  string `json:"destination"`
+	Type         string `json:"type"` // "queue", "topic" or "durable"
+	DurableName  string `json:"durable_name,omitempty"`
+	Ack          string `json:"ack,omitempty"`
+	Prefetch     int    `json:"prefetch,omitempty"`
+	InFlight     int    `json:"in_flight"`
+	Delivered    uint64 `json:"delivered"`
+	NetworkGroup string `json:"network_group,omitempty"`
+	// Active is false for a durable subscription nobody is connected to.
+	Active bool `json:"active"`
+	// Pending counts the messages waiting in a durable subscription's or
+	// a topic subscriber's own queue.
+	Pending int `json:"pending"`
+}
+
+// ConnectionIdentifier is implemented by an Outbound that can name its
+// connection, so that subscriptions can be matched to connections.
+type ConnectionIdentifier interface {
+	ConnectionID() string
+}
+
+// Since is when the engine started, the origin of its counters.
+func (e *Engine) Since() time.Time { return e.since }
+
+// dequeued counts an acknowledged delivery on its destination.
+func (e *Engine) dequeued(d *Delivery) {
+	switch s := d.sub; {
+	case s.t != nil:
+		s.t.stats.dequeued++
+	case s.durable != nil:
+		d.q.stats.dequeued++
+		if t := e.topics[s.durable.d.Topic]; t != nil {
+			t.stats.dequeued++
+		}
+	default:
+		d.q.stats.dequeued++
+	}
+}
+
+// pendingCount is what q holds: waiting and in flight.
+func (q *destQueue) pendingCount() int { return q.pending.n + q.parked.n + q.inflight }
+
+// Destinations describes every queue and topic the engine knows, sorted
+// by name. Store queues of durable subscriptions are not destinations:
+// Subscriptions lists them. With age set, each queue's oldest stored
+// message is read from the store (outside the engine's lock).
+func (e *Engine) Destinations(age bool) []DestinationStats {
+	e.mu.Lock()
+	out := make([]DestinationStats, 0, len(e.queues)+len(e.topics))
+	var stored []int // indexes in out of queues with stored messages
+	for name, q := range e.queues {
+		if !strings.HasPrefix(name, "/queue/") {
+			continue // a durable subscription's queue
+		}
+		if len(q.refs) > 0 {
+			stored = append(stored, len(out))
+		}
+		out = append(out, DestinationStats{
+			Name: name, Type: "queue",
+			Pending: q.pendingCount(), InFlight: q.inflight,
+			Consumers: q.local, NetworkConsumers: q.network,
+			Enqueued: q.stats.enqueued, Dequeued: q.stats.dequeued,
+			DeadLettered: q.stats.deadLettered, Expired: q.stats.expired,
+		})
+	}
+	for name, t := range e.topics {
+		st := DestinationStats{
+			Name: name, Type: "topic",
+			Enqueued: t.stats.enqueued, Dequeued: t.stats.dequeued,
+			DurableSubscriptions: t.durables,
+		}
+		for s := range t.subs {
+			st.add(s.q)
+			if s.net != nil {
+				st.NetworkConsumers++
+			} else {
+				st.Consumers++
+			}
+		}
+		for _, ds := range e.durables {
+			if ds.d.Topic == name {
+				st.add(ds.q)
+				if ds.active != nil {
+					st.Consumers++
+				}
+			}
+		}
+		out = append(out, st)
+	}
+	e.mu.Unlock()
+
+	if age {
+		now := e.now().UnixMilli()
+		for _, i := range stored {
+			e.store.Messages(out[i].Name, 0, func(_ uint64, m *fsm.Message) bool {
+				a := max(now-m.Timestamp, 0)
+				out[i].OldestAgeMs = &a
+				return false
+			})
+		}
+	}
+	slices.SortFunc(out, func(a, b DestinationStats) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// add sums one subscriber's queue into a topic's stats.
+func (st *DestinationStats) add(q *destQueue) {
+	st.Pending += q.pendingCount()
+	st.InFlight += q.inflight
+}
+
+// Subscriptions describes every subscription, offline durable ones
+// included, sorted by connection and id.
+func (e *Engine) Subscriptions() []SubscriptionInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []SubscriptionInfo
+	for s := range e.sessions {
+		conn := ""
+		if ci, ok := s.out.(ConnectionIdentifier); ok {
+			conn = ci.ConnectionID()
+		}
+		for _, sub := range s.subs {
+			info := SubscriptionInfo{
+				ConnectionID: conn, ClientID: s.clientID, ID: sub.id,
+				Destination: sub.dest, Type: "queue", Ack: sub.ack.String(),
+				Prefetch: sub.prefetch, InFlight: sub.unacked, Delivered: sub.delivered,
+				Active: true,
+			}
+			if sub.net != nil {
+				info.NetworkGroup = sub.net.Group
+			}
+			switch {
+			case sub.t != nil:
+				info.Type = "topic"
+				info.Pending = sub.q.pending.n
+			case sub.durable != nil:
+				info.Type = "durable"
+				info.DurableName = sub.durable.d.Name
+				info.Pending = sub.q.pendingCount()
+			case sub.q == nil: // a durable subscription being created
+				info.Type = "durable"
+			}
+			out = append(out, info)
+		}
+	}
+	for _, ds := range e.durables {
+		if ds.active != nil {
+			continue
+		}
+		out = append(out, SubscriptionInfo{
+			ClientID: ds.d.ClientID, Destination: ds.d.Topic, Type: "durable",
+			DurableName: ds.d.Name, Pending: ds.q.pendingCount(),
+		})
+	}
+	slices.SortFunc(out, func(a, b SubscriptionInfo) int {
+		return cmp.Or(cmp.Compare(a.ConnectionID, b.ConnectionID), cmp.Compare(a.ClientID, b.ClientID),
+			cmp.Compare(a.ID, b.ID), cmp.Compare(a.DurableName, b.DurableName))
+	})
+	return out
+}
+
+// String is the STOMP name of the mode.
+func (m AckMode) String() string {
+	switch m {
+	case AckClient:
+		return "client"
+	case AckClientIndividual:
+		return "client-individual"
+	}
+	return "auto"
+}
