@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,10 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("topics before any subscriber: %+v", list.Destinations)
 	}
 	a.fails(400, "GET", "/api/v1/destinations?type=queues", "", "want queue or topic")
+	table := cli(t, "destinations", "--http", s.HTTP)
+	if !regexp.MustCompile(`(?m)^/queue/orders +queue +5 +0 +0 +5 +0 +0 +0 +\d+s$`).MatchString(table) {
+		t.Errorf("raftmq destinations:\n%s", table)
+	}
 
 	// Browse: pages, and nothing consumed.
 	var page node.MessagePage
@@ -255,6 +260,9 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("orders after purge: %+v", d)
 	}
 	a.fails(404, "POST", "/api/v1/queues/nope/purge", "", "no such queue")
+	if out := cli(t, "purge", "--http", s.HTTP, "/queue/binary"); out != "purged 1 messages from /queue/binary\n" {
+		t.Errorf("raftmq purge: %q", out)
+	}
 
 	a.ok(200, "DELETE", "/api/v1/queues/audit", "", &qr)
 	a.fails(404, "DELETE", "/api/v1/queues/audit", "", "no such queue")
@@ -281,7 +289,7 @@ func TestAdminAPI(t *testing.T) {
 	for _, d := range list.Destinations {
 		names = append(names, fmt.Sprintf("%s:%d", d.Name, d.Pending))
 	}
-	want := "/queue/DLQ.orders:0,/queue/a/b:0,/queue/binary:1,/queue/fresh:0,/queue/orders:0"
+	want := "/queue/DLQ.orders:0,/queue/a/b:0,/queue/binary:0,/queue/fresh:0,/queue/orders:0"
 	if got := join(names); got != want {
 		t.Fatalf("after restart: %s, want %s", got, want)
 	}

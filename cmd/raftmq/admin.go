@@ -38,7 +38,7 @@ func (a *adminFlags) register(fs *flag.FlagSet, withJSON bool) {
 }
 
 // call sends one request to the first member that answers and decodes a
-// 200 answer into out. An error status from a member is final: it is the
+// 2xx answer into out. An error status from a member is final: it is the
 // group's answer, not a connection problem.
 func (a *adminFlags) call(method, uri string, body any, out any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
@@ -71,7 +71,7 @@ func (a *adminFlags) call(method, uri string, body any, out any) error {
 		if err != nil {
 			return fmt.Errorf("%s %s: read answer: %w", method, addr, err)
 		}
-		if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode/100 != 2 {
 			var e node.ErrorResponse
 			if json.Unmarshal(b, &e) != nil || e.Error == "" {
 				e.Error = strings.TrimSpace(string(b))

@@ -30,6 +30,8 @@ var verbs = []verb{
 	{"members", "list the group's members and their addresses", runMembers},
 	{"remove-node", "drop a (dead) member from the group", runRemoveNode},
 	{"leader-transfer", "hand leadership to another member, before maintenance", runLeaderTransfer},
+	{"destinations", "list the queues and topics with their message counts", runDestinations},
+	{"purge", "delete every message of a queue", runPurge},
 	{"bench", "measure a broker's throughput and latency", runBench},
 	{"version", "print the version", runVersion},
 }
