@@ -41,7 +41,10 @@ type DestinationStats struct {
 	OldestAgeMs *int64 `json:"oldest_age_ms,omitempty"`
 	// DurableSubscriptions counts a topic's durable subscriptions,
 	// connected or not.
-	DurableSubscriptions int `json:"durable_subscriptions,omitempty"`
+	DurableSubscriptions int `json:"durable_subscriptions"`
+	// DeadLetterQueue marks a dead-letter queue (named with the engine's
+	// DLQ prefix, "DLQ."): its messages can be retried.
+	DeadLetterQueue bool `json:"dead_letter_queue"`
 }
 
 // SubscriptionInfo describes one subscription: GET /api/v1/subscriptions.
@@ -53,7 +56,7 @@ type SubscriptionInfo struct {
 	Type         string `json:"type"` // "queue", "topic" or "durable"
 	DurableName  string `json:"durable_name,omitempty"`
 	Ack          string `json:"ack,omitempty"`
-	Prefetch     int    `json:"prefetch,omitempty"`
+	Prefetch     int    `json:"prefetch"`
 	InFlight     int    `json:"in_flight"`
 	Delivered    uint64 `json:"delivered"`
 	NetworkGroup string `json:"network_group,omitempty"`
@@ -112,6 +115,7 @@ func (e *Engine) Destinations(age bool) []DestinationStats {
 			Consumers: q.local, NetworkConsumers: q.network,
 			Enqueued: q.stats.enqueued, Dequeued: q.stats.dequeued,
 			DeadLettered: q.stats.deadLettered, Expired: q.stats.expired,
+			DeadLetterQueue: e.isDLQ(q),
 		})
 	}
 	for name, t := range e.topics {

@@ -129,8 +129,11 @@
   // Table keeps a table in place across refreshes: rows are matched by
   // key and only changed cells are touched, so focus, checkboxes and open
   // details survive and nothing jumps. Columns are
-  //   {id, label, num, get(row), fmt(value, row), sort: false}
-  // where fmt returns a string, {text, badge, title, cls} or a Node.
+  //   {id, label, num, cls, get(row), fmt(value, row), sort: false}
+  // where fmt returns a string, a Node or a cell description: {text,
+  // title} with badge: state, href: link, clip: true or lines: [[label,
+  // text]]. Each cell carries its raw value in data-value, for tests and
+  // scripts.
   class Table {
     constructor(table, opts) {
       this.el = table;
@@ -211,7 +214,7 @@
       this.loaded = true;
       const key = this.opts.key;
       this.rows = new Map(rows.map((r) => [key(r), r]));
-      let shown = this.filter ? rows.filter(this.filter) : rows.slice();
+      const shown = this.filter ? rows.filter(this.filter) : rows.slice();
       if (this.sortCol) {
         const c = this.cols.find((x) => x.id === this.sortCol);
         if (c) {
@@ -219,7 +222,11 @@
           shown.sort((a, b) => {
             const x = v(a);
             const y = v(b);
-            if (typeof x === 'number' || typeof y === 'number') return this.sortDir * ((x ?? -Infinity) - (y ?? -Infinity));
+            if (typeof x === 'number' || typeof y === 'number') {
+              const nx = typeof x === 'number' ? x : -Infinity; // missing sorts first
+              const ny = typeof y === 'number' ? y : -Infinity;
+              return nx === ny ? 0 : this.sortDir * (nx < ny ? -1 : 1);
+            }
             return this.sortDir * String(x ?? '').localeCompare(String(y ?? ''));
           });
         }
@@ -298,8 +305,12 @@
       return;
     }
     let content = d.text;
-    if (d.badge) content = el('span', { class: 'badge', 'data-state': d.badge, text: d.text });
+    if (d.lines) {
+      content = el('span', { class: 'lines' });
+      for (const [k, v] of d.lines) content.append(el('span', { class: 'line' }, el('span', { class: 'muted', text: k + ' ' }), v));
+    } else if (d.badge) content = el('span', { class: 'badge', 'data-state': d.badge, text: d.text });
     else if (d.href) content = el('a', { href: d.href, text: d.text });
+    else if (d.clip) content = el('span', { class: 'clip', text: d.text });
     td.replaceChildren(content);
     if (d.title) td.title = d.title;
     else td.removeAttribute('title');
@@ -397,7 +408,7 @@
 
   function queueActions(row) {
     const acts = [{ action: 'browse', label: 'Browse' }];
-    if (isDLQ(row.name)) acts.push({ action: 'retry', label: 'Retry', title: 'Move the messages back to the queue each was first sent to' });
+    if (row.dead_letter_queue ?? isDLQ(row.name)) acts.push({ action: 'retry', label: 'Retry', title: 'Move the messages back to the queue each was first sent to' });
     acts.push({ action: 'purge', label: 'Purge', danger: true, title: 'Delete every stored message' });
     acts.push({ action: 'delete', label: 'Delete', danger: true, title: 'Delete the queue and its messages' });
     return acts;
@@ -754,22 +765,34 @@
     rowData: (m) => ({ state: m.state, reachable: m.state !== 'unreachable' }),
     empty: 'No members.',
     cols: [
-      { id: 'id', label: 'ID', fmt: (v) => (state.node && v === state.node.id ? { text: `${v} (this node)`, title: 'The node serving this console' } : v) },
+      { id: 'id', label: 'ID', cls: 'name', fmt: (v) => (state.node && v === state.node.id ? { text: `${v} (this node)`, title: 'The node serving this console' } : v) },
       { id: 'state', label: 'State', fmt: (v, m) => badge(v === 'unreachable' ? 'Unreachable' : v || '?', v, m.error) },
+      { id: 'reachable', label: 'Reachable', get: (m) => m.state !== 'unreachable', fmt: (v, m) => (v ? badge('yes', 'ok') : badge('no', 'error', m.error)) },
       { id: 'suffrage', label: 'Suffrage' },
       { id: 'term', label: 'Term', num: true },
       { id: 'last_log_index', label: 'Last log', num: true },
       { id: 'commit_index', label: 'Commit', num: true },
       { id: 'applied_index', label: 'Applied', num: true },
       { id: 'last_contact_ms', label: 'Last contact', num: true, fmt: contactCell },
-      { id: 'raft_addr', label: 'Raft', cls: 'mono' },
-      { id: 'stomp_addr', label: 'STOMP', cls: 'mono' },
-      { id: 'http_addr', label: 'HTTP', cls: 'mono' },
-      { id: 'reachable', label: 'Reachable', get: (m) => m.state !== 'unreachable', fmt: (v, m) => (v ? badge('yes', 'ok') : badge('no', 'error', m.error)) },
+      {
+        id: 'addresses', label: 'Addresses', cls: 'addrs', get: (m) => m.raft_addr,
+        fmt: (_, m) => ({ lines: [['raft', m.raft_addr], ['stomp', m.stomp_addr], ['http', m.http_addr]].filter((a) => a[1]) }),
+      },
     ],
   });
 
   // ------------------------------------------------------------ network
+
+  // demandCell counts the destinations a bridge forwards each way; the
+  // title lists them.
+  function demandCell(out, inn) {
+    if (!out.length && !inn.length) return '–';
+    const list = (dir, ds) => (ds.length ? [`${dir}:`, ...ds.map((d) => '  ' + d)] : []);
+    return {
+      text: `${fmtNum(out.length)} out · ${fmtNum(inn.length)} in`,
+      title: [...list('Sent to the remote group', out), ...list('Received from it', inn)].join('\n'),
+    };
+  }
 
   const bridgesTable = new Table($('#bridges-table'), {
     sortable: true,
@@ -786,9 +809,11 @@
       { id: 'since', label: 'For', fmt: (v) => since(v) },
       { id: 'forwarded_out', label: 'Sent', num: true },
       { id: 'forwarded_in', label: 'Received', num: true },
-      { id: 'demand_out', label: 'Demand out', num: true, get: (b) => (b.demand_out || []).length, fmt: (v, b) => ({ text: fmtNum(v), title: (b.demand_out || []).join('\n') }) },
-      { id: 'demand_in', label: 'Demand in', num: true, get: (b) => (b.demand_in || []).length, fmt: (v, b) => ({ text: fmtNum(v), title: (b.demand_in || []).join('\n') }) },
-      { id: 'last_error', label: 'Last error', cls: 'error-text', fmt: (v) => (v ? { text: v, title: v } : '–') },
+      {
+        id: 'demand', label: 'Destinations', get: (b) => (b.demand_out || []).length + (b.demand_in || []).length,
+        fmt: (_, b) => demandCell(b.demand_out || [], b.demand_in || []),
+      },
+      { id: 'last_error', label: 'Last error', cls: 'error-text', fmt: (v) => (v ? { text: v, title: v, clip: true } : '–') },
     ],
   });
 
@@ -1151,6 +1176,7 @@
       else a.removeAttribute('aria-current');
     }
     document.body.dataset.route = r.page;
+    if ($('#notice').dataset.kind === 'ok') $('#notice').hidden = true;
     if (dialog.open && !working) dialog.close();
     if (r.page === 'browse') openBrowse(r.arg);
     refreshNow();
