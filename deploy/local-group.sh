@@ -82,7 +82,7 @@ done
 
 # Wait for a leader, then show the group.
 for _ in $(seq 1 100); do
-	if "$bin" status --http "$join" 2>/dev/null | grep -q '^leader: *n'; then
+	if "$bin" status --http "$join" 2>/dev/null | grep -Eq '^leader: +n[0-9]'; then
 		break
 	fi
 	sleep 0.2

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -30,8 +32,17 @@ const forwardedHeader = "Raftmq-Forwarded-By"
 // maxAdminBody bounds the request bodies the API reads.
 const maxAdminBody = 64 << 10
 
-// adminTimeout bounds one call from a node to another's admin API.
-const adminTimeout = 3 * time.Second
+// adminTimeout bounds one call from a node to another's admin API;
+// forwardTimeout one request a follower relays to its leader, which may
+// wait for raft (a purge, a move).
+const (
+	adminTimeout   = 3 * time.Second
+	forwardTimeout = 30 * time.Second
+)
+
+// maxAdminResponse bounds what a node reads of another's answer (a page of
+// browsed messages, the destinations of a broker with many queues).
+const maxAdminResponse = 64 << 20
 
 type admin struct {
 	n      *Node
@@ -72,7 +83,7 @@ func newAdmin(n *Node) (*admin, error) {
 		{"GET", "/api/v1/queues/{name}/messages", a.getMessages},
 		{"GET", "/healthz", a.getHealthz},
 		{"GET", "/readyz", a.getReadyz},
-		{"GET", "/metrics", n.metrics.handler().ServeHTTP},
+		{"GET", "/metrics", n.metrics.handler(n.log.With("logger", "metrics")).ServeHTTP},
 	}
 	allowed := make(map[string][]string)
 	for _, rt := range routes {
@@ -94,7 +105,7 @@ func newAdmin(n *Node) (*admin, error) {
 	})
 	mux.Handle("/", console.Handler())
 	a.srv = &http.Server{
-		Handler:           mux,
+		Handler:           guard(mux),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -102,6 +113,32 @@ func newAdmin(n *Node) (*admin, error) {
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
 	return a, nil
+}
+
+// guard refuses actions that a web page of another site could make a
+// browser send to an operator's admin address (cross-site request
+// forgery): an action must be a JSON request, which no page can send
+// cross-origin without a CORS preflight this server never approves, and
+// a request a browser marks as coming from another origin is refused.
+func guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			next.ServeHTTP(w, r)
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" {
+			if u, err := url.Parse(origin); err != nil || u.Host != r.Host {
+				writeError(w, http.StatusForbidden, fmt.Sprintf("%s %s from origin %q: actions are taken only from this node's own console or API clients", r.Method, r.URL.Path, origin))
+				return
+			}
+		}
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("%s %s: send actions with Content-Type: application/json", r.Method, r.URL.Path))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (a *admin) serve() {
@@ -225,54 +262,71 @@ func (a *admin) onLeader(w http.ResponseWriter, r *http.Request, body []byte) bo
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return false
 	}
-	status, resp, err := a.n.callAdmin(r.Context(), r.Method, target, r.URL.RequestURI(), body, true)
+	reply, err := a.n.callAdmin(r.Context(), r.Method, target, r.URL.RequestURI(), body, true)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("forward to leader at %s: %v", target, err))
 		return false
 	}
+	if reply.allow != "" {
+		w.Header().Set("Allow", reply.allow)
+	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(resp)
+	w.WriteHeader(reply.status)
+	w.Write(reply.body)
 	return false
 }
 
 // callAdmin sends one request to another node's admin API and returns the
 // status and body; forwarded marks a request relayed to the leader.
-func (n *Node) callAdmin(ctx context.Context, method, addr, uri string, body []byte, forwarded bool) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+func (n *Node) callAdmin(ctx context.Context, method, addr, uri string, body []byte, forwarded bool) (*adminReply, error) {
+	timeout := adminTimeout
+	if forwarded {
+		timeout = forwardTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+uri, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	if forwarded {
 		req.Header.Set(forwardedHeader, n.cfg.ID)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json") // see guard
 	}
 	resp, err := n.http.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminResponse+1))
 	if err != nil {
-		return 0, nil, fmt.Errorf("read response: %w", err)
+		return nil, fmt.Errorf("read response: %w", err)
 	}
-	return resp.StatusCode, b, nil
+	if len(b) > maxAdminResponse {
+		return nil, fmt.Errorf("response larger than %d MiB", maxAdminResponse>>20)
+	}
+	return &adminReply{status: resp.StatusCode, body: b, allow: resp.Header.Get("Allow")}, nil
+}
+
+// adminReply is another node's answer.
+type adminReply struct {
+	status int
+	body   []byte
+	allow  string // the Allow header of a 405
 }
 
 // getAdmin fetches addr's uri into v.
 func (n *Node) getAdmin(ctx context.Context, addr, uri string, v any) error {
-	status, body, err := n.callAdmin(ctx, http.MethodGet, addr, uri, nil, false)
+	reply, err := n.callAdmin(ctx, http.MethodGet, addr, uri, nil, false)
 	if err != nil {
 		return err
 	}
-	if status != http.StatusOK {
-		return fmt.Errorf("%s: %s", http.StatusText(status), errorText(body))
+	if reply.status != http.StatusOK {
+		return fmt.Errorf("%s: %s", http.StatusText(reply.status), errorText(reply.body))
 	}
-	return json.Unmarshal(body, v)
+	return json.Unmarshal(reply.body, v)
 }
 
 // errorText is the message of an ErrorResponse body, or the body.

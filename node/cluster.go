@@ -568,15 +568,15 @@ func (n *Node) registerOnce(r *raft.Raft, self fsm.Member, warned *bool) (done b
 		if addr == self.HTTPAddr {
 			continue
 		}
-		status, body, err := n.callAdmin(ctx, http.MethodPost, addr, "/api/v1/members", req, false)
-		if err == nil && status == http.StatusOK {
+		reply, err := n.callAdmin(ctx, http.MethodPost, addr, "/api/v1/members", req, false)
+		if err == nil && reply.status == http.StatusOK {
 			if !inConfig {
 				n.log.Info("joined the group", "via", addr)
 			}
 			return false, nil // done once the change reaches this node
 		}
 		if err == nil {
-			err = errors.New(strconv.Itoa(status) + " " + errorText(body))
+			err = errors.New(strconv.Itoa(reply.status) + " " + errorText(reply.body))
 		}
 		errs = append(errs, fmt.Errorf("join via %s: %w", addr, err))
 	}

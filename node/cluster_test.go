@@ -130,6 +130,7 @@ func doJSON(t *testing.T, method, addr, uri, body string, v any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s%s: %v", method, addr, uri, err)

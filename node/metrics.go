@@ -1,6 +1,7 @@
 package node
 
 import (
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -49,8 +50,11 @@ func newMetrics(n *Node) *metrics {
 	return m
 }
 
-func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+func (m *metrics) handler(log *slog.Logger) http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	})
 }
 
 // timedFSM is the FSM as raft sees it: applying a batch is timed.
@@ -110,11 +114,17 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.n
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	// A label value that cannot be exposed (names are checked to be
+	// UTF-8, but stores may hold older ones) skips its sample rather than
+	// end the scrape.
+	emit := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+		if m, err := prometheus.NewConstMetric(d, t, v, labels...); err == nil {
+			ch <- m
+		}
 	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) { emit(d, prometheus.GaugeValue, v, labels...) }
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+		emit(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	if r := n.Raft(); r != nil {
 		state := r.State()
@@ -124,11 +134,11 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descRaftTerm, float64(r.CurrentTerm()))
 		gauge(descCommitIndex, float64(r.CommitIndex()))
 		gauge(descAppliedIndex, float64(r.AppliedIndex()))
-		contact := 0.0
-		if state != raft.Leader {
-			contact = time.Since(r.LastContact()).Seconds()
+		if state == raft.Leader {
+			gauge(descLastContact, 0)
+		} else if last := r.LastContact(); !last.IsZero() {
+			gauge(descLastContact, time.Since(last).Seconds())
 		}
-		gauge(descLastContact, contact)
 	}
 	t := n.servingTerm()
 	gauge(descServing, b2f(t != nil))

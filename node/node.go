@@ -87,7 +87,7 @@ func New(cfg Config) (*Node, error) {
 		log:      cfg.Logger,
 		shutdown: make(chan struct{}),
 		serving:  make(chan struct{}),
-		http:     &http.Client{Timeout: adminTimeout},
+		http:     &http.Client{Timeout: forwardTimeout}, // each call sets its own, shorter or not
 		epoch:    time.Now(),
 	}
 	n.metrics = newMetrics(n)

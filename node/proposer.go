@@ -174,8 +174,9 @@ func (p *proposer) run() {
 		// With no timeout Apply waits for room in raft's buffered apply
 		// channel (meanwhile the next batch gathers), and fails at once
 		// when raft has shut down. See raftConfig on BatchApplyCh.
+		start := time.Now()
 		f := p.raft.Apply(fsm.EncodeBatch(cmds), 0)
-		p.inflight <- entry{future: f, start: time.Now(), props: props, ncmds: len(cmds)}
+		p.inflight <- entry{future: f, start: start, props: props, ncmds: len(cmds)}
 	}
 }
 

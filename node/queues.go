@@ -26,8 +26,6 @@ const (
 	maxBrowseLimit     = 500
 	// maxBrowseBody is how much of a body a browsed message shows.
 	maxBrowseBody = 4096
-	// maxMoveSeqs bounds the messages one move request names.
-	maxMoveSeqs = 10000
 )
 
 // DestinationList answers GET /api/v1/destinations.
@@ -69,10 +67,12 @@ type MoveRequest struct {
 	Seqs []uint64 `json:"seqs,omitempty"`
 }
 
-// MoveResult answers a move.
+// MoveResult answers a move. One move looks at most at queue.MaxMove
+// messages: Remaining counts those left for another.
 type MoveResult struct {
-	Moved   int `json:"moved"`
-	Skipped int `json:"skipped"`
+	Moved     int `json:"moved"`
+	Skipped   int `json:"skipped"`
+	Remaining int `json:"remaining"`
 }
 
 // MessagePage answers GET /api/v1/queues/{name}/messages.
@@ -262,8 +262,12 @@ func (a *admin) postMove(w http.ResponseWriter, r *http.Request) {
 	if len(strings.TrimSpace(string(body))) > 0 && !decodeStrict(w, body, &req) {
 		return
 	}
-	if len(req.Seqs) > maxMoveSeqs {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%d seqs: at most %d in one move", len(req.Seqs), maxMoveSeqs))
+	if req.Seqs != nil && len(req.Seqs) == 0 {
+		writeError(w, http.StatusBadRequest, "seqs is empty: name messages, or leave seqs out to move them all")
+		return
+	}
+	if len(req.Seqs) > queue.MaxMove {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%d seqs: at most %d in one move", len(req.Seqs), queue.MaxMove))
 		return
 	}
 	to := ""
@@ -278,16 +282,12 @@ func (a *admin) postMove(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var seqs []uint64
-	if len(req.Seqs) > 0 {
-		seqs = req.Seqs
-	}
-	moved, skipped, err := t.engine.Move(r.Context(), dest, to, seqs)
+	res, err := t.engine.Move(r.Context(), dest, to, req.Seqs)
 	if err != nil {
 		writeQueueFailure(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, MoveResult{Moved: moved, Skipped: skipped})
+	writeJSON(w, http.StatusOK, MoveResult{Moved: res.Moved, Skipped: res.Skipped, Remaining: res.Remaining})
 }
 
 func (a *admin) getMessages(w http.ResponseWriter, r *http.Request) {

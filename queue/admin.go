@@ -111,8 +111,10 @@ func (e *Engine) DeleteQueue(ctx context.Context, dest string) error {
 	}
 	// A queue the store never had (only non-persistent messages, or only
 	// consumers) reports no change: forget it here.
+	// Unless it got consumers or messages meanwhile: one stored after the
+	// delete would be forgotten with it.
 	e.mu.Lock()
-	if e.queues[dest] == q && len(q.consumers) == 0 {
+	if e.queues[dest] == q && len(q.consumers) == 0 && len(q.refs) == 0 && q.pendingCount() == 0 {
 		delete(e.queues, dest)
 	}
 	e.mu.Unlock()
@@ -126,6 +128,10 @@ type BrowsedMessage struct {
 	InFlight    bool
 	Redelivered bool
 }
+
+// maxBrowseBytes bounds the message bytes one Browse decodes: a page ends
+// early rather than hold many large bodies at once.
+const maxBrowseBytes = 8 << 20
 
 // Browse returns up to limit stored messages of a queue with seq >= from,
 // in store order, without consuming them, and the from of the next page
@@ -143,12 +149,14 @@ func (e *Engine) Browse(dest string, from uint64, limit int) ([]BrowsedMessage, 
 	}
 	var page []BrowsedMessage
 	var next uint64
+	bytes := 0
 	err = e.store.Messages(dest, from, func(seq uint64, m *fsm.Message) bool {
-		if len(page) == limit {
+		if len(page) == limit || bytes >= maxBrowseBytes {
 			next = seq
 			return false
 		}
 		page = append(page, BrowsedMessage{Seq: seq, Msg: m})
+		bytes += m.Size()
 		return true
 	})
 	if err != nil {
@@ -176,73 +184,96 @@ func (q *destQueue) refsOrNil(seq uint64) *ref {
 	return q.refs[seq]
 }
 
+// MaxMove bounds the messages one Move moves: one raft entry carries
+// them, and every node reads and rewrites each one while applying it.
+const MaxMove = 1000
+
+// maxMoveBytes bounds the message bytes of one Move likewise; the first
+// message always goes, however large.
+const maxMoveBytes = 32 << 20
+
+// MoveResult says what a Move did. Remaining counts the messages that
+// were not looked at because of MaxMove: move again for them.
+type MoveResult struct {
+	Moved, Skipped, Remaining int
+}
+
 // Move moves stored messages of queue from that are not in flight to
 // queue to, or, when to is empty, each back to the queue it was sent to
 // (a dead-letter queue's messages to where they came from). seqs names
-// the messages; nil means all. It reports how many moved and how many
-// were skipped: in flight, gone, not stored, or with no queue to return
-// to (a message a durable topic subscription dead-lettered).
-func (e *Engine) Move(ctx context.Context, from, to string, seqs []uint64) (moved, skipped int, err error) {
+// the messages; nil means all, oldest first. At most MaxMove are looked
+// at. Skipped counts messages in flight, gone, not stored, or with no
+// queue to return to (a message a durable topic subscription
+// dead-lettered).
+func (e *Engine) Move(ctx context.Context, from, to string, seqs []uint64) (MoveResult, error) {
+	var res MoveResult
 	if err := checkAdminQueue(from); err != nil {
-		return 0, 0, err
+		return res, err
 	}
 	if to != "" {
 		if err := checkAdminQueue(to); err != nil {
-			return 0, 0, err
+			return res, err
 		}
 		if to == from {
-			return 0, 0, fmt.Errorf("%w: cannot move %s to itself", ErrBadDestination, from)
+			return res, fmt.Errorf("%w: cannot move %s to itself", ErrBadDestination, from)
 		}
 	}
 	e.mu.Lock()
 	q, err := e.knownQueue(from)
 	if err != nil {
 		e.mu.Unlock()
-		return 0, 0, err
+		return res, err
 	}
 	if seqs == nil {
-		for seq := range q.refs {
-			seqs = append(seqs, seq)
+		for seq, r := range q.refs {
+			if r.state == refPending {
+				seqs = append(seqs, seq)
+			}
 		}
 	}
 	e.mu.Unlock()
 	slices.Sort(seqs)
 	seqs = slices.Compact(seqs)
+	if len(seqs) > MaxMove {
+		seqs, res.Remaining = seqs[:MaxMove], len(seqs)-MaxMove
+	}
 
 	targets := make(map[uint64]string, len(seqs))
-	if to != "" {
-		for _, seq := range seqs {
+	for _, seq := range seqs {
+		if to != "" {
 			targets[seq] = to
+			continue
 		}
-	} else if len(seqs) > 0 {
-		// Where each message goes is in its body, in the store.
-		want := make(map[uint64]bool, len(seqs))
-		for _, seq := range seqs {
-			want[seq] = true
-		}
-		err := e.store.Messages(from, seqs[0], func(seq uint64, m *fsm.Message) bool {
-			if want[seq] && m.Destination != from && checkAdminQueue(m.Destination) == nil {
+		// Where a message goes is in its body, in the store.
+		err := e.store.Messages(from, seq, func(got uint64, m *fsm.Message) bool {
+			if got == seq && m.Destination != from && checkAdminQueue(m.Destination) == nil {
 				targets[seq] = m.Destination
 			}
-			return seq < seqs[len(seqs)-1]
+			return false
 		})
 		if err != nil {
-			return 0, 0, fmt.Errorf("move from %s: %w", from, err)
+			return res, fmt.Errorf("move from %s: %w", from, err)
 		}
 	}
 
 	e.mu.Lock()
 	byTarget := make(map[string][]uint64)
+	size := 0
 	for _, seq := range seqs {
 		r := q.refs[seq]
 		target, ok := targets[seq]
 		if !ok || r == nil || r.state != refPending || e.queues[from] != q {
-			skipped++
+			res.Skipped++
 			continue
 		}
+		if res.Moved > 0 && size+r.meta.Size > maxMoveBytes {
+			res.Remaining++
+			continue
+		}
+		size += r.meta.Size
 		e.drop(q, r)
 		byTarget[target] = append(byTarget[target], seq)
-		moved++
+		res.Moved++
 	}
 	e.mu.Unlock()
 	var cmds []fsm.Command
@@ -250,7 +281,7 @@ func (e *Engine) Move(ctx context.Context, from, to string, seqs []uint64) (move
 		cmds = append(cmds, fsm.Command{Op: fsm.OpMove, Queue: from, Seqs: byTarget[target], Target: target})
 	}
 	if err := e.await(ctx, cmds); err != nil {
-		return 0, 0, err
+		return MoveResult{}, err
 	}
-	return moved, skipped, nil
+	return res, nil
 }

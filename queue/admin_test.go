@@ -132,9 +132,9 @@ func TestAdminActions(t *testing.T) {
 	if st := destStats(t, e, "/queue/DLQ.q"); st.Pending != 2 {
 		t.Fatalf("DLQ before retry: %+v", st)
 	}
-	moved, skipped, err := e.Move(ctx, "/queue/DLQ.q", "", nil)
-	if err != nil || moved != 2 || skipped != 0 {
-		t.Fatalf("retry: moved %d skipped %d err %v", moved, skipped, err)
+	res, err := e.Move(ctx, "/queue/DLQ.q", "", nil)
+	if err != nil || res != (MoveResult{Moved: 2}) {
+		t.Fatalf("retry: %+v %v", res, err)
 	}
 	if st := destStats(t, e, "/queue/DLQ.q"); st.Pending != 0 {
 		t.Fatalf("DLQ after retry: %+v", st)
@@ -152,11 +152,11 @@ func TestAdminActions(t *testing.T) {
 	}
 
 	// Move two chosen ones elsewhere; an unknown seq is skipped.
-	moved, skipped, err = e.Move(ctx, "/queue/q", "/queue/other", []uint64{page[0].Seq, page[1].Seq, 999})
-	if err != nil || moved != 2 || skipped != 1 {
-		t.Fatalf("move: moved %d skipped %d err %v", moved, skipped, err)
+	res, err = e.Move(ctx, "/queue/q", "/queue/other", []uint64{page[0].Seq, page[1].Seq, 999})
+	if err != nil || res != (MoveResult{Moved: 2, Skipped: 1}) {
+		t.Fatalf("move: %+v %v", res, err)
 	}
-	if _, _, err := e.Move(ctx, "/queue/q", "/queue/q", nil); !errors.Is(err, ErrBadDestination) {
+	if _, err := e.Move(ctx, "/queue/q", "/queue/q", nil); !errors.Is(err, ErrBadDestination) {
 		t.Fatalf("move to itself: %v", err)
 	}
 
@@ -197,5 +197,39 @@ func TestAdminActions(t *testing.T) {
 	want := "/queue/DLQ.q:0 /queue/new:0 /queue/q:0"
 	if got := strings.Join(names, " "); got != want {
 		t.Fatalf("reloaded destinations %q, want %q", got, want)
+	}
+}
+
+// TestPurgeInFlight: purged messages that a consumer holds no longer
+// count, and its later acks change nothing.
+func TestPurgeInFlight(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e, _ := newEngine(t, Config{})
+	p, _ := open(t, e, "")
+	for _, b := range []string{"1", "2", "3"} {
+		send(t, p, "/queue/q", b, 4)
+	}
+	c, out := open(t, e, "")
+	subscribe(t, c, SubscribeSpec{ID: "s", Destination: "/queue/q", Ack: AckClientIndividual, Prefetch: 2})
+	d := out.wait(t, 0)
+	d.Written()
+	out.wait(t, 1).Written()
+	if n, err := e.Purge(ctx, "/queue/q"); err != nil || n != 3 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	if st := destStats(t, e, "/queue/q"); st.Pending != 0 || st.InFlight != 0 {
+		t.Fatalf("after purging held messages: %+v", st)
+	}
+	do(t, func(done func(error)) error { return c.Ack(AckRef{ID: d.AckID}, "", done) })
+	if st := destStats(t, e, "/queue/q"); st.Pending != 0 || st.InFlight != 0 || st.Dequeued != 0 {
+		t.Fatalf("after acking a purged message: %+v", st)
+	}
+	send(t, p, "/queue/q", "4", 4)
+	if got := out.wait(t, 2); string(got.Msg.Body) != "4" {
+		t.Fatalf("after the purge the consumer got %q", got.Msg.Body)
+	}
+	if st := destStats(t, e, "/queue/q"); st.Pending != 1 || st.InFlight != 1 {
+		t.Fatalf("one new message in flight: %+v", st)
 	}
 }

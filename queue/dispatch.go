@@ -129,6 +129,9 @@ func (e *Engine) dispatchNetwork(q *destQueue) {
 // it. It stays there until q's consumers change so that this may no
 // longer hold (unpark).
 func (e *Engine) park(q *destQueue, r *ref) {
+	if r.state == refInflight {
+		q.inflight--
+	}
 	r.state = refPending
 	r.parked = true
 	if r.meta.Expires != 0 {
@@ -310,7 +313,6 @@ func (e *Engine) deliver(s *subscription, q *destQueue, r *ref, msg *fsm.Message
 	s.inflight = append(s.inflight, d)
 	s.unacked++
 	s.delivered++
-	q.inflight++
 	sess.out.Deliver(d)
 }
 
@@ -367,7 +369,6 @@ func (e *Engine) finish(d *Delivery) {
 		s.unacked--
 	}
 	d.state = dDone
-	d.q.inflight--
 	sess := d.sess
 	delete(sess.deliveries, d.AckID)
 	if sess.byMsgID[d.Msg.ID] == d {
@@ -426,11 +427,11 @@ func (e *Engine) release(d *Delivery, why string) []fsm.Command {
 		return nil
 	}
 	e.drop(q, r)
-	q.stats.deadLettered++
 	if !r.persistent {
 		e.cfg.Logger.Debug("non-persistent message dropped after max deliveries", "queue", q.name, "id", d.Msg.ID)
 		return nil
 	}
+	q.stats.deadLettered++
 	reason := "delivered " + strconv.Itoa(r.deliveries) + " times (max " +
 		strconv.Itoa(e.cfg.MaxDeliveries) + "), last " + why
 	return []fsm.Command{{Op: fsm.OpDeadLetter, Queue: q.name, Seqs: []uint64{r.seq},

@@ -62,7 +62,8 @@ type destQueue struct {
 	expiring  int    // pending refs with an expiry, to skip sweeping the rest
 	backlog   int    // >0: drop the oldest beyond this many pending (topic subscribers)
 	dropped   uint64 // messages a slow topic subscriber lost
-	inflight  int    // deliveries not finished (stats.go)
+	inflight  int    // refs taken for delivery and not yet acked, returned or dropped (stats.go)
+	ageFrom   uint64 // no stored entry below this seq is left (stats.go)
 	stats     counters
 }
 
@@ -256,6 +257,9 @@ func (e *Engine) putBack(q *destQueue, r *ref) {
 	if r.state == refGone {
 		return
 	}
+	if r.state == refInflight {
+		q.inflight--
+	}
 	r.state = refPending
 	if r.meta.Expires != 0 {
 		q.expiring++
@@ -266,6 +270,7 @@ func (e *Engine) putBack(q *destQueue, r *ref) {
 // take removes r from pending for delivery.
 func (e *Engine) take(q *destQueue, r *ref) {
 	r.state = refInflight
+	q.inflight++
 	if r.meta.Expires != 0 {
 		q.expiring--
 	}
@@ -287,6 +292,9 @@ func (e *Engine) drop(q *destQueue, r *ref) {
 		if r.meta.Expires != 0 {
 			q.expiring--
 		}
+	}
+	if r.state == refInflight {
+		q.inflight--
 	}
 	r.state = refGone
 	if r.persistent && q.refs[r.seq] == r {

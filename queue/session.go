@@ -2,6 +2,7 @@ package queue
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/raftmq/raftmq/fsm"
 )
@@ -81,7 +82,9 @@ func parseDest(d string) (destKind, error) {
 	default:
 		return 0, ErrBadDestination
 	}
-	if name == "" || len(d) > MaxDestinationLen || strings.ContainsRune(d, 0) {
+	// Names are storage keys, metric labels and JSON strings: UTF-8, as
+	// STOMP 1.1 and 1.2 require of headers, and without NUL.
+	if name == "" || len(d) > MaxDestinationLen || strings.ContainsRune(d, 0) || !utf8.ValidString(d) {
 		return 0, ErrBadDestination
 	}
 	return k, nil

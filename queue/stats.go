@@ -101,13 +101,18 @@ func (q *destQueue) pendingCount() int { return q.pending.n + q.parked.n + q.inf
 func (e *Engine) Destinations(age bool) []DestinationStats {
 	e.mu.Lock()
 	out := make([]DestinationStats, 0, len(e.queues)+len(e.topics))
-	var stored []int // indexes in out of queues with stored messages
+	type ageRead struct {
+		i    int // in out
+		q    *destQueue
+		from uint64
+	}
+	var stored []ageRead // queues with stored messages
 	for name, q := range e.queues {
 		if !strings.HasPrefix(name, "/queue/") {
 			continue // a durable subscription's queue
 		}
 		if len(q.refs) > 0 {
-			stored = append(stored, len(out))
+			stored = append(stored, ageRead{len(out), q, q.ageFrom})
 		}
 		out = append(out, DestinationStats{
 			Name: name, Type: "queue",
@@ -145,13 +150,23 @@ func (e *Engine) Destinations(age bool) []DestinationStats {
 	e.mu.Unlock()
 
 	if age {
+		// The oldest stored message is the queue's first entry. Seqs only
+		// grow, so once an entry was first no entry below it appears
+		// again: the next read starts there, not among the tombstones
+		// that acks left below.
 		now := e.now().UnixMilli()
-		for _, i := range stored {
-			e.store.Messages(out[i].Name, 0, func(_ uint64, m *fsm.Message) bool {
-				a := max(now-m.Timestamp, 0)
-				out[i].OldestAgeMs = &a
+		for _, a := range stored {
+			var first uint64
+			e.store.Messages(out[a.i].Name, a.from, func(seq uint64, m *fsm.Message) bool {
+				age := max(now-m.Timestamp, 0)
+				out[a.i].OldestAgeMs, first = &age, seq
 				return false
 			})
+			if first != 0 {
+				e.mu.Lock()
+				a.q.ageFrom = max(a.q.ageFrom, first)
+				e.mu.Unlock()
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b DestinationStats) int { return cmp.Compare(a.Name, b.Name) })
@@ -162,6 +177,8 @@ func (e *Engine) Destinations(age bool) []DestinationStats {
 func (st *DestinationStats) add(q *destQueue) {
 	st.Pending += q.pendingCount()
 	st.InFlight += q.inflight
+	st.DeadLettered += q.stats.deadLettered
+	st.Expired += q.stats.expired
 }
 
 // Subscriptions describes every subscription, offline durable ones

@@ -22,8 +22,9 @@ import (
 
 // api is an admin API endpoint of one server.
 type api struct {
-	t    *testing.T
-	addr string
+	t       *testing.T
+	addr    string
+	headers map[string]string // set on every request, after the defaults
 }
 
 // do sends one request and returns the status and body. A non-empty body
@@ -39,6 +40,12 @@ func (a api) do(method, uri, body string) (int, []byte) {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+a.addr+uri, rd)
 	if err != nil {
 		a.t.Fatal(err)
+	}
+	if method != "GET" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range a.headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -103,7 +110,7 @@ func (a api) browse(name string) []node.BrowsedMessage {
 func TestAdminAPI(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, raftmqBin, t.TempDir(), "--max-deliveries", "1")
-	a := api{t, s.HTTP}
+	a := api{t: t, addr: s.HTTP}
 
 	p := dialClient(t, s.Stomp, client.Options{})
 	bodies := []string{"m0", "m1", "m2", "m3", "m4"}
@@ -206,7 +213,7 @@ func TestAdminAPI(t *testing.T) {
 	}
 	var moved node.MoveResult
 	a.ok(200, "POST", "/api/v1/queues/DLQ.orders/move", "", &moved)
-	if moved.Moved != 4 || moved.Skipped != 0 {
+	if moved.Moved != 4 || moved.Skipped != 0 || moved.Remaining != 0 {
 		t.Fatalf("retry: %+v", moved)
 	}
 	back := a.browse("orders")
@@ -233,6 +240,7 @@ func TestAdminAPI(t *testing.T) {
 	a.fails(400, "POST", "/api/v1/queues/orders/move", `{"too": "x"}`, "unknown field")
 	a.fails(400, "POST", "/api/v1/queues/orders/move", `{"seqs": "1"}`, "bad JSON")
 	a.fails(404, "POST", "/api/v1/queues/nope/move", `{"to": "x"}`, "no such queue")
+	a.fails(400, "POST", "/api/v1/queues/orders/move", `{"seqs": []}`, "seqs is empty")
 
 	// Create, purge, delete.
 	var qr node.QueueResult
@@ -268,6 +276,14 @@ func TestAdminAPI(t *testing.T) {
 	a.fails(404, "DELETE", "/api/v1/queues/audit", "", "no such queue")
 	a.fails(404, "GET", "/api/v1/queues/audit/messages", "", "no such queue")
 
+	// Actions another site's page could make a browser send are refused.
+	plain := api{t: t, addr: s.HTTP, headers: map[string]string{"Content-Type": "text/plain"}}
+	plain.fails(415, "POST", "/api/v1/queues/orders/purge", "", "Content-Type: application/json")
+	evil := api{t: t, addr: s.HTTP, headers: map[string]string{"Origin": "http://evil.example"}}
+	evil.fails(403, "POST", "/api/v1/queues/orders/purge", "", "origin")
+	own := api{t: t, addr: s.HTTP, headers: map[string]string{"Origin": "http://" + s.HTTP}}
+	own.ok(200, "POST", "/api/v1/queues/orders/purge", "", nil)
+
 	// Paths and methods that do not exist.
 	a.fails(404, "GET", "/api/v1/nothing", "", "no such API")
 	a.fails(405, "GET", "/api/v1/queues/orders/purge", "", "allowed: POST")
@@ -302,7 +318,7 @@ func TestAdminAPIOnFollowers(t *testing.T) {
 	g := StartGroup(t, raftmqBin, 3)
 	leader := g.WaitLeader(20 * time.Second)
 	follower := (leader + 1) % 3
-	la, fa := api{t, g.Nodes[leader].HTTP}, api{t, g.Nodes[follower].HTTP}
+	la, fa := api{t: t, addr: g.Nodes[leader].HTTP}, api{t: t, addr: g.Nodes[follower].HTTP}
 
 	p := dialClient(t, g.Nodes[leader].Stomp, client.Options{})
 	sendAll(t, p, "/queue/jobs", []string{"a", "b", "c"})

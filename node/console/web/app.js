@@ -29,10 +29,10 @@
     const ctrl = new AbortController();
     const timer = setTimeout(() => ctrl.abort(), FETCH_TIMEOUT_MS);
     const init = { method, signal: ctrl.signal, cache: 'no-store', headers: {} };
-    if (body !== undefined) {
-      init.headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
+    // The API takes actions only as JSON requests, which another site's
+    // page cannot send without the browser asking first (CORS).
+    if (method !== 'GET') init.headers['Content-Type'] = 'application/json';
+    if (body !== undefined) init.body = JSON.stringify(body);
     let resp, text;
     try {
       resp = await fetch(API + path, init);
@@ -450,7 +450,7 @@
           text: `Move every message of ${name} that is not in flight back to the queue it was first sent to?`,
           label: 'Retry',
           danger: false,
-          run: async () => moveResult(name, await api('POST', queuePath(name) + '/move', {})),
+          run: async () => moveResult(name, await moveAll(name, {})),
         });
         break;
     }
@@ -473,15 +473,29 @@
         const body = {};
         if (to) body.to = shortQueue(to);
         if (seqs) body.seqs = seqs;
-        return moveResult(name, await api('POST', queuePath(name) + '/move', body));
+        return moveResult(name, await moveAll(name, body));
       },
     });
+  }
+
+  // moveAll repeats a move while the broker says messages remain (one
+  // move looks at a bounded number) and it still moves some.
+  async function moveAll(name, body) {
+    const sum = { moved: 0, skipped: 0, remaining: 0 };
+    for (;;) {
+      const r = (await api('POST', queuePath(name) + '/move', body)) || {};
+      sum.moved += r.moved || 0;
+      sum.skipped += r.skipped || 0;
+      sum.remaining = r.remaining || 0;
+      if (!sum.remaining || !r.moved || body.seqs) return sum;
+    }
   }
 
   function moveResult(name, r) {
     r = r || {};
     let msg = `Moved ${plural(r.moved || 0, 'message', 'messages')} from ${name}`;
     if (r.skipped) msg += `; ${fmtNum(r.skipped)} skipped (in flight or no original destination)`;
+    if (r.remaining) msg += `; ${fmtNum(r.remaining)} left to move`;
     return msg + '.';
   }
 
