@@ -216,12 +216,19 @@ func pathQueue(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return dest, true
 }
 
-func (a *admin) deleteQueue(w http.ResponseWriter, r *http.Request) {
+// queueOnLeader reads the queue of a path without a body and, on the
+// leader, returns the serving term; ok false means w was answered.
+func (a *admin) queueOnLeader(w http.ResponseWriter, r *http.Request) (string, *term, bool) {
 	dest, ok := pathQueue(w, r)
 	if !ok {
-		return
+		return "", nil, false
 	}
 	t, ok := a.leaderTerm(w, r, nil)
+	return dest, t, ok
+}
+
+func (a *admin) deleteQueue(w http.ResponseWriter, r *http.Request) {
+	dest, t, ok := a.queueOnLeader(w, r)
 	if !ok {
 		return
 	}
@@ -233,11 +240,7 @@ func (a *admin) deleteQueue(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *admin) postPurge(w http.ResponseWriter, r *http.Request) {
-	dest, ok := pathQueue(w, r)
-	if !ok {
-		return
-	}
-	t, ok := a.leaderTerm(w, r, nil)
+	dest, t, ok := a.queueOnLeader(w, r)
 	if !ok {
 		return
 	}
