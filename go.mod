@@ -13,6 +13,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.71.0
 	go.etcd.io/bbolt v1.3.5
+	golang.org/x/crypto v0.55.0
 )
 
 require (

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -32,10 +33,12 @@ type Config struct {
 	// Seeds are joined in the background, retried with backoff until one
 	// answers, and again whenever this node finds itself alone.
 	Join []string
-	// Key is nil (no encryption) or a 16, 24 or 32-byte AES key (see
-	// ParseKey). Every node needs the same key; a node with another key,
-	// or none, is not let in.
-	Key []byte
+	// Keys is the keyring: empty (no encryption), or 16, 24 or 32-byte
+	// AES keys (see ParseKey). The first encrypts what this node sends;
+	// every one is tried on what it receives, which is how a key is
+	// rotated without a partition (see Pool.SetKeys). A node that shares
+	// no key with the pool, or has none, is not let in.
+	Keys [][]byte
 	// Meta is what this node advertises at first; see Pool.SetMeta.
 	Meta Meta
 	// Logger receives memberlist's log lines at their level ([DEBUG] at
@@ -60,6 +63,32 @@ func ParseKey(s string) ([]byte, error) {
 		return key, nil
 	}
 	return nil, fmt.Errorf("gossip key: %d bytes, want 16, 24 or 32 (base64 of random bytes, e.g. `head -c 32 /dev/urandom | base64`)", len(key))
+}
+
+// LoadKeyring reads a keyring file: one key per line as ParseKey takes it,
+// the key to encrypt with first; blank lines and lines starting with #
+// are skipped. Keep it readable by the broker's user only.
+func LoadKeyring(path string) ([][]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gossip keyring: %w", err)
+	}
+	var keys [][]byte
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := ParseKey(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("gossip keyring %s: no key", path)
+	}
+	return keys, nil
 }
 
 // timing is what Fast changes besides memberlist's own timers.
@@ -123,8 +152,8 @@ func (cfg Config) memberlistConfig() (*memberlist.Config, []string, error) {
 		seeds = append(seeds, net.JoinHostPort(host, strconv.Itoa(port)))
 	}
 
-	if len(cfg.Key) > 0 {
-		kr, err := memberlist.NewKeyring(nil, cfg.Key)
+	if len(cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.Keys[1:], cfg.Keys[0])
 		if err != nil {
 			return nil, nil, fmt.Errorf("gossip key: %w", err)
 		}

@@ -224,10 +224,10 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	key := make([]byte, 32)
 	other := make([]byte, 32)
 	other[0] = 1
-	a := start(t, Config{Meta: testMeta("g1", "a"), Key: key})
-	wrong := start(t, Config{Meta: testMeta("g1", "wrong"), Key: other, Join: []string{a.Addr()}})
+	a := start(t, Config{Meta: testMeta("g1", "a"), Keys: [][]byte{key}})
+	wrong := start(t, Config{Meta: testMeta("g1", "wrong"), Keys: [][]byte{other}, Join: []string{a.Addr()}})
 	plain := start(t, Config{Meta: testMeta("g1", "plain"), Join: []string{a.Addr()}})
-	good := start(t, Config{Meta: testMeta("g1", "good"), Key: key, Join: []string{a.Addr()}})
+	good := start(t, Config{Meta: testMeta("g1", "good"), Keys: [][]byte{key}, Join: []string{a.Addr()}})
 
 	waitFor(t, 10*time.Second, "good joins, the others try 3 times", func() bool {
 		return names(a.Members()) == "g1/a,g1/good" && wrong.joins.Load() >= 3 && plain.joins.Load() >= 3
@@ -241,6 +241,56 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 		if got := names(p.Members()); got != p.Name() {
 			t.Fatalf("%s members = %s, want itself alone", p.Name(), got)
 		}
+	}
+}
+
+// TestKeyRotation rotates the pool's key in the three documented rounds
+// while it stays one pool, then checks that only the new key gets in.
+func TestKeyRotation(t *testing.T) {
+	oldKey, newKey := make([]byte, 32), make([]byte, 32)
+	newKey[0] = 1
+	a := start(t, Config{Meta: testMeta("g1", "a"), Keys: [][]byte{oldKey}})
+	b := start(t, Config{Meta: testMeta("g1", "b"), Keys: [][]byte{oldKey}, Join: []string{a.Addr()}})
+	waitFor(t, 10*time.Second, "b joins", func() bool { return names(a.Members()) == "g1/a,g1/b" })
+
+	rounds := [][][]byte{{oldKey, newKey}, {newKey, oldKey}, {newKey}}
+	for i, keys := range rounds {
+		for _, p := range []*Pool{a, b} {
+			if err := p.SetKeys(keys); err != nil {
+				t.Fatalf("round %d: %s: %v", i+1, p.Name(), err)
+			}
+		}
+		// Gossip keeps flowing: a metadata change crosses in each round.
+		m := a.Meta()
+		m.Term = uint64(i + 1)
+		if err := a.SetMeta(m); err != nil {
+			t.Fatalf("round %d: set meta: %v", i+1, err)
+		}
+		waitFor(t, 10*time.Second, fmt.Sprintf("round %d: b sees a's term %d", i+1, i+1), func() bool {
+			for _, mem := range b.Members() {
+				if mem.Meta.ID == "a" && mem.Meta.Term == uint64(i+1) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+
+	stale := start(t, Config{Meta: testMeta("g1", "stale"), Keys: [][]byte{oldKey}, Join: []string{a.Addr()}})
+	start(t, Config{Meta: testMeta("g1", "fresh"), Keys: [][]byte{newKey}, Join: []string{a.Addr()}})
+	waitFor(t, 10*time.Second, "fresh joins, stale keeps trying", func() bool {
+		return names(a.Members()) == "g1/a,g1/b,g1/fresh" && stale.joins.Load() >= 3
+	})
+	if got := names(stale.Members()); got != stale.Name() {
+		t.Fatalf("stale members = %s, want itself alone", got)
+	}
+
+	plain := start(t, Config{Meta: testMeta("g1", "plain")})
+	if err := plain.SetKeys([][]byte{newKey}); err == nil {
+		t.Fatal("SetKeys turned encryption on in a plaintext pool")
+	}
+	if err := a.SetKeys(nil); err == nil {
+		t.Fatal("SetKeys(nil) turned encryption off")
 	}
 }
 
@@ -339,7 +389,7 @@ func TestStartErrors(t *testing.T) {
 		{"bad bind port", Config{Bind: "127.0.0.1:http", Meta: testMeta("g1", "a")}, "bad port"},
 		{"bad join port", Config{Bind: "127.0.0.1:0", Join: []string{"h:99999"}, Meta: testMeta("g1", "a")}, "bad port"},
 		{"advertise without host", Config{Bind: "127.0.0.1:0", Advertise: ":7000", Meta: testMeta("g1", "a")}, "a host is required"},
-		{"bad key", Config{Bind: "127.0.0.1:0", Key: []byte("short"), Meta: testMeta("g1", "a")}, "gossip key"},
+		{"bad key", Config{Bind: "127.0.0.1:0", Keys: [][]byte{[]byte("short")}, Meta: testMeta("g1", "a")}, "gossip key"},
 		{"bind v6 any", Config{Bind: "[::]:0", Meta: testMeta("g1", "a")}, "advertise"},
 	}
 	for _, c := range cases {

@@ -28,6 +28,7 @@ type Meta struct {
 	Role    string `json:"role"`          // RoleLeader, RoleFollower, or "" while starting / without a group leader
 	Term    uint64 `json:"term"`          // raft term of the role: a higher term wins when two claim leadership
 	Stomp   string `json:"stomp_addr"`    // client (STOMP) address, host:port, as clients dial it
+	TLS     bool   `json:"stomp_tls"`     // the client address speaks TLS (ssl://)
 	Raft    string `json:"raft_addr"`     // raft address
 	HTTP    string `json:"http_addr"`     // admin HTTP address
 	Network bool   `json:"network_links"` // this node's group links to the other groups it finds by gossip (--network gossip)
@@ -41,6 +42,7 @@ type wireMeta struct {
 	Role    string `json:"r,omitempty"`
 	Term    uint64 `json:"t,omitempty"`
 	Stomp   string `json:"s,omitempty"`
+	TLS     bool   `json:"x,omitempty"`
 	Raft    string `json:"a,omitempty"`
 	HTTP    string `json:"h,omitempty"`
 	Network bool   `json:"n,omitempty"`

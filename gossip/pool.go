@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log"
@@ -31,6 +32,7 @@ type Member struct {
 type Pool struct {
 	ml      *memberlist.Memberlist
 	log     *slog.Logger
+	keyring *memberlist.Keyring // nil without encryption
 	name    string
 	addr    string   // advertised host:port, set once at Start
 	seeds   []string // Join, each with a port
@@ -80,6 +82,7 @@ func Start(cfg Config) (*Pool, error) {
 
 	p := &Pool{
 		log:       logger,
+		keyring:   mc.Keyring,
 		name:      mc.Name,
 		seeds:     seeds,
 		tm:        lanTiming,
@@ -201,6 +204,38 @@ func (p *Pool) SetMeta(m Meta) error {
 	if err := p.ml.UpdateNode(p.tm.updateTimeout); err != nil {
 		return fmt.Errorf("gossip set meta: %w", err)
 	}
+	return nil
+}
+
+// SetKeys replaces the keyring of a pool started with encryption: keys[0]
+// becomes the key this node encrypts with, every key in keys is accepted,
+// and keys not in it are dropped. Rotating a key without a partition
+// takes three rounds over all nodes, each finished everywhere before the
+// next: add the new key (old one first), make it first, drop the old one.
+func (p *Pool) SetKeys(keys [][]byte) error {
+	kr := p.keyring
+	if kr == nil {
+		return errors.New("gossip: the pool started without encryption; restart with a key to turn it on")
+	}
+	if len(keys) == 0 {
+		return errors.New("gossip: an encrypted pool needs a key; restart without keys to turn encryption off")
+	}
+	for _, k := range keys {
+		if err := kr.AddKey(k); err != nil {
+			return fmt.Errorf("gossip: install key: %w", err)
+		}
+	}
+	if err := kr.UseKey(keys[0]); err != nil {
+		return fmt.Errorf("gossip: use key: %w", err)
+	}
+	for _, old := range kr.GetKeys() {
+		if !slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, old) }) {
+			if err := kr.RemoveKey(old); err != nil {
+				return fmt.Errorf("gossip: remove key: %w", err)
+			}
+		}
+	}
+	p.log.Info("gossip keyring replaced", "keys", len(keys))
 	return nil
 }
 

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,9 @@ type bridge struct {
 	wantGroup string // the remote group, when known before dialing (gossip)
 	opts      Options
 	log       *slog.Logger
+	// dial holds the credentials and TLS settings of its connections
+	// (Config's Login, Passcode and TLS), set by Manager.start.
+	dial Config
 
 	// yields reports whether group keeps its own bridge to ours, inbound
 	// here, and has the smaller name: then this bridge stands by.
@@ -203,7 +207,14 @@ func (b *bridge) session(parent context.Context, localAddr string) (err error) {
 		b.mu.Unlock()
 	}()
 	b.setState(StateConnecting, nil)
+	var tlsConf *tls.Config
+	if b.dial.TLS != nil {
+		tlsConf = b.dial.TLS()
+	}
 	opts := failover.Options{
+		Login:     b.dial.Login,
+		Passcode:  b.dial.Passcode,
+		TLS:       tlsConf,
 		HeartBeat: [2]time.Duration{time.Second, time.Second},
 		Headers:   []stomp.Header{{Key: transport.HeaderBridgeGroup, Value: b.group}},
 		Logger:    b.log,
@@ -243,8 +254,9 @@ func (b *bridge) session(parent context.Context, localAddr string) (err error) {
 
 	// The local side: this node's own listener. No failover: when it
 	// goes, this node no longer leads and the session ends.
-	local, err := failover.Dial(ctx, "failover:(tcp://"+localAddr+")?maxReconnectAttempts=0&startupMaxReconnectAttempts=2",
-		failover.Options{HeartBeat: [2]time.Duration{time.Second, time.Second}, Logger: b.log})
+	local, err := failover.Dial(ctx, "failover:("+localAddr+")?maxReconnectAttempts=0&startupMaxReconnectAttempts=2",
+		failover.Options{Login: b.dial.Login, Passcode: b.dial.Passcode, TLS: tlsConf,
+			HeartBeat: [2]time.Duration{time.Second, time.Second}, Logger: b.log})
 	if err != nil {
 		return fmt.Errorf("connect to this node's listener %s: %w", localAddr, err)
 	}

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -19,6 +20,7 @@ type Peer struct {
 	ID      string
 	Leader  bool
 	Stomp   string // client address, host:port
+	TLS     bool   // the client address speaks TLS (ssl://)
 	Network bool   // its group links to the groups it discovers (it may dial us)
 }
 
@@ -37,6 +39,16 @@ type Config struct {
 	// Discovery is needed by gossip links; nil without gossip.
 	Discovery Discovery
 	Logger    *slog.Logger
+	// Login and Passcode are what bridges present to the groups they
+	// reach and to this node's own listener, once those require a login.
+	Login, Passcode string
+	// TLS, when set, returns the TLS settings for a bridge session's
+	// connections to ssl:// addresses: this node's certificate, for
+	// brokers that ask for one, and the CA that verifies theirs. It is
+	// called for every session, so reloaded certificates apply to the
+	// next one. Nil leaves ssl:// addresses to the failover client's
+	// default (the system's CAs).
+	TLS func() *tls.Config
 }
 
 // Manager runs this node's part of the network: nothing while it follows;
@@ -77,7 +89,8 @@ func New(cfg Config) (*Manager, error) {
 }
 
 // Lead runs the network's leader side until ctx ends (the term ends):
-// localAddr is this node's STOMP listener, e its delivery engine.
+// localAddr is this node's STOMP listener as a URI (tcp://host:port or
+// ssl://host:port), e its delivery engine.
 func (m *Manager) Lead(ctx context.Context, e Engine, localAddr string) {
 	m.mu.Lock()
 	m.leading = true
@@ -118,6 +131,7 @@ func (m *Manager) gossipLinks() bool {
 }
 
 func (m *Manager) start(ctx context.Context, key string, b *bridge, localAddr string) {
+	b.dial = Config{Login: m.cfg.Login, Passcode: m.cfg.Passcode, TLS: m.cfg.TLS}
 	bctx, cancel := context.WithCancel(ctx)
 	r := &running{b: b, cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()
@@ -263,7 +277,11 @@ func peerURIs(peers []Peer) []string {
 	})
 	uris := make([]string, 0, len(peers))
 	for _, p := range peers {
-		uris = append(uris, "tcp://"+p.Stomp)
+		scheme := "tcp://"
+		if p.TLS {
+			scheme = "ssl://"
+		}
+		uris = append(uris, scheme+p.Stomp)
 	}
 	return uris
 }

@@ -89,7 +89,7 @@ func TestGossipLinksGroups(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		m.Lead(ctx, fakeEngine{make(chan struct{})}, "127.0.0.1:1")
+		m.Lead(ctx, fakeEngine{make(chan struct{})}, "tcp://127.0.0.1:1")
 	}()
 	defer func() { cancel(); <-done }()
 	waitKeys(t, m, "gossip:b gossip:x")

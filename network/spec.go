@@ -21,7 +21,8 @@ const (
 // bridge to them.
 type Spec struct {
 	Kind string
-	// URIs are a static link's member addresses (tcp://host:port).
+	// URIs are a static link's member addresses (tcp://host:port, or
+	// ssl://host:port for groups whose listeners speak TLS).
 	URIs []string
 	// IncludedGroups and ExcludedGroups narrow a gossip link: when
 	// IncludedGroups is set only those groups are linked; ExcludedGroups

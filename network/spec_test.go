@@ -62,7 +62,7 @@ func TestParseSpecErrors(t *testing.T) {
 		"multicast://default",
 		"static:()",
 		"static:(tcp://b1:61613",
-		"static:(ssl://b1:61613)",
+		"static:(nio://b1:61613)",
 		"static:(tcp://b1:61613)?networkTTL=0",
 		"static:(tcp://b1:61613)?networkTtl=2",
 		"static:(tcp://b1:61613)?dynamicOnly=maybe",

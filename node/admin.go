@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/raftmq/raftmq/node/console"
+	"github.com/raftmq/raftmq/transport/auth"
 )
 
 // The admin HTTP API: every member serves it, followers included, so
@@ -59,23 +61,34 @@ func newAdmin(n *Node) (*admin, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: admin listener on %s: %w", n.cfg.HTTPAddr, err)
 	}
+	if n.cfg.TLS != nil {
+		// Certificates are asked for, not required: operators and their
+		// browsers log in with a password; nodes show their certificate
+		// to join (nodeCertified).
+		ln = tls.NewListener(ln, n.cfg.TLS.ServerConfig(tls.VerifyClientCertIfGiven))
+	}
 	a := &admin{n: n, ln: ln, served: make(chan struct{})}
 	mux := http.NewServeMux()
+	// Broker-wide reads need the broker read right, group changes the
+	// broker admin right; the queue routes check the queue's own rights
+	// in their handlers, since the queue may be named in the body.
+	read := func(h http.HandlerFunc) http.HandlerFunc { return a.brokerRight(auth.Read, h) }
+	manage := func(h http.HandlerFunc) http.HandlerFunc { return a.brokerRight(auth.Admin, h) }
 	routes := []struct {
 		method, path string
 		h            http.HandlerFunc
 	}{
-		{"GET", "/api/v1/node", a.getNode},
-		{"GET", "/api/v1/status", a.getStatus},
-		{"GET", "/api/v1/members", a.getMembers},
-		{"POST", "/api/v1/members", a.postMember},
-		{"DELETE", "/api/v1/members/{id}", a.deleteMember},
-		{"POST", "/api/v1/leader-transfer", a.postTransfer},
-		{"GET", "/api/v1/network", a.getNetwork},
-		{"GET", "/api/v1/gossip", a.getGossip},
-		{"GET", "/api/v1/destinations", a.getDestinations},
-		{"GET", "/api/v1/connections", a.getConnections},
-		{"GET", "/api/v1/subscriptions", a.getSubscriptions},
+		{"GET", "/api/v1/node", read(a.getNode)},
+		{"GET", "/api/v1/status", read(a.getStatus)},
+		{"GET", "/api/v1/members", read(a.getMembers)},
+		{"POST", "/api/v1/members", manage(a.postMember)},
+		{"DELETE", "/api/v1/members/{id}", manage(a.deleteMember)},
+		{"POST", "/api/v1/leader-transfer", manage(a.postTransfer)},
+		{"GET", "/api/v1/network", read(a.getNetwork)},
+		{"GET", "/api/v1/gossip", read(a.getGossip)},
+		{"GET", "/api/v1/destinations", read(a.getDestinations)},
+		{"GET", "/api/v1/connections", read(a.getConnections)},
+		{"GET", "/api/v1/subscriptions", read(a.getSubscriptions)},
 		{"POST", "/api/v1/queues", a.postQueue},
 		{"DELETE", "/api/v1/queues/{name}", a.deleteQueue},
 		{"POST", "/api/v1/queues/{name}/purge", a.postPurge},
@@ -83,7 +96,7 @@ func newAdmin(n *Node) (*admin, error) {
 		{"GET", "/api/v1/queues/{name}/messages", a.getMessages},
 		{"GET", "/healthz", a.getHealthz},
 		{"GET", "/readyz", a.getReadyz},
-		{"GET", "/metrics", n.metrics.handler(n.log.With("logger", "metrics")).ServeHTTP},
+		{"GET", "/metrics", read(n.metrics.handler(n.log.With("logger", "metrics")).ServeHTTP)},
 	}
 	allowed := make(map[string][]string)
 	for _, rt := range routes {
@@ -105,7 +118,7 @@ func newAdmin(n *Node) (*admin, error) {
 	})
 	mux.Handle("/", console.Handler())
 	a.srv = &http.Server{
-		Handler:           guard(mux),
+		Handler:           a.authenticated(guard(mux)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -206,7 +219,7 @@ func (a *admin) postMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req JoinRequest
-	if !decodeStrict(w, body, &req) {
+	if !decodeStrict(w, body, &req) || !a.nodeCertified(w, r) {
 		return
 	}
 	if !a.onLeader(w, r, body) {
@@ -262,7 +275,7 @@ func (a *admin) onLeader(w http.ResponseWriter, r *http.Request, body []byte) bo
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return false
 	}
-	reply, err := a.n.callAdmin(r.Context(), r.Method, target, r.URL.RequestURI(), body, true)
+	reply, err := a.n.callAdmin(r.Context(), r.Method, target, r.URL.RequestURI(), body, r)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("forward to leader at %s: %v", target, err))
 		return false
@@ -277,21 +290,23 @@ func (a *admin) onLeader(w http.ResponseWriter, r *http.Request, body []byte) bo
 }
 
 // callAdmin sends one request to another node's admin API and returns the
-// status and body; forwarded marks a request relayed to the leader.
-func (n *Node) callAdmin(ctx context.Context, method, addr, uri string, body []byte, forwarded bool) (*adminReply, error) {
+// status and body. relayed, when set, is the request this call forwards to
+// the leader: its credentials go along, for the leader to check.
+func (n *Node) callAdmin(ctx context.Context, method, addr, uri string, body []byte, relayed *http.Request) (*adminReply, error) {
 	timeout := adminTimeout
-	if forwarded {
+	if relayed != nil {
 		timeout = forwardTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+uri, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, n.adminScheme()+addr+uri, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	if forwarded {
+	if relayed != nil {
 		req.Header.Set(forwardedHeader, n.cfg.ID)
 	}
+	n.setCredentials(req, relayed)
 	if method != http.MethodGet {
 		req.Header.Set("Content-Type", "application/json") // see guard
 	}
@@ -319,7 +334,7 @@ type adminReply struct {
 
 // getAdmin fetches addr's uri into v.
 func (n *Node) getAdmin(ctx context.Context, addr, uri string, v any) error {
-	reply, err := n.callAdmin(ctx, http.MethodGet, addr, uri, nil, false)
+	reply, err := n.callAdmin(ctx, http.MethodGet, addr, uri, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -568,7 +568,7 @@ func (n *Node) registerOnce(r *raft.Raft, self fsm.Member, warned *bool) (done b
 		if addr == self.HTTPAddr {
 			continue
 		}
-		reply, err := n.callAdmin(ctx, http.MethodPost, addr, "/api/v1/members", req, false)
+		reply, err := n.callAdmin(ctx, http.MethodPost, addr, "/api/v1/members", req, nil)
 		if err == nil && reply.status == http.StatusOK {
 			if !inConfig {
 				n.log.Info("joined the group", "via", addr)

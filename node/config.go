@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,8 @@ import (
 	"github.com/raftmq/raftmq/network"
 	"github.com/raftmq/raftmq/queue"
 	"github.com/raftmq/raftmq/transport"
+	"github.com/raftmq/raftmq/transport/auth"
+	"github.com/raftmq/raftmq/transport/tlsconf"
 )
 
 // Defaults for Config. The STOMP port is ActiveMQ's, so existing clients
@@ -32,6 +35,7 @@ const (
 	DefaultMaxBatchCommands   = 1024
 	DefaultMaxBatchBytes      = 4 << 20
 	DefaultMaxInflightEntries = 64
+	DefaultMaxConnections     = 1000
 )
 
 // Config is everything one broker process needs. Flags, a config file and
@@ -89,11 +93,40 @@ type Config struct {
 	GossipAdvertise string
 	// GossipJoin lists gossip addresses of nodes already in the pool.
 	GossipJoin []string
-	// GossipKey, when set, encrypts the pool's traffic (16, 24 or 32
-	// bytes, the same on every node).
-	GossipKey []byte
+	// GossipKeys, when set, encrypt the pool's traffic (16, 24 or 32
+	// bytes each; the first encrypts, all decrypt: see gossip.Config).
+	// GossipKeyring names the file they were read from, which Reload
+	// reads again to rotate keys without a restart.
+	GossipKeys    [][]byte
+	GossipKeyring string
 	// Network lists this group's links to other groups (--network).
 	Network []network.Spec
+
+	// TLS, when set, secures every connection the node makes or takes:
+	// raft traffic on mutual TLS (a peer must show a certificate of
+	// TLS's CA: every certificate that CA signs is a member), the admin
+	// API on HTTPS, the client listener on TLS unless StompPlaintext,
+	// and bridges to other groups. Nil: plaintext.
+	TLS *tlsconf.Source
+	// StompTLS is the client listener's certificate, with the CA of the
+	// client certificates it verifies (StompClientAuth): the same
+	// certificate as TLS's, but another CA, so that a client's
+	// certificate never makes it a member. Nil: TLS's certificate, and
+	// no client certificates.
+	StompTLS *tlsconf.Source
+	// StompPlaintext keeps the client listener plaintext while TLS
+	// secures the rest (clients that cannot do TLS yet).
+	StompPlaintext bool
+	// StompClientAuth is whether the TLS client listener asks clients
+	// for certificates and verifies them against StompTLS's CA.
+	StompClientAuth tls.ClientAuthType
+	// Guard, when it has users, makes clients and admin requests
+	// authenticate and checks their rights (transport/auth).
+	Guard *auth.Guard
+	// BrokerUser and BrokerPassword are what this node presents to other
+	// groups' brokers (bridges) and to other members' admin APIs
+	// (joining), once they require a login.
+	BrokerUser, BrokerPassword string
 
 	Transport transport.Config
 	// FSM tunes the pebble store of the replicated state.
@@ -203,6 +236,12 @@ func (c *Config) Validate() error {
 		c.Transport.HeartBeat[0] = DefaultServerHeartBeat
 	}
 	defStr(&c.Queue.MessageIDPrefix, c.Group+"-"+c.ID)
+	if c.Transport.MaxConnections == 0 {
+		// ActiveMQ's example configurations set maximumConnections to
+		// 1000; a broker without a bound runs out of file descriptors,
+		// and then serves nobody, when a client leaks connections.
+		c.Transport.MaxConnections = DefaultMaxConnections
+	}
 	if c.RaftTimeouts == (RaftTimeouts{}) {
 		c.RaftTimeouts = DefaultRaftTimeouts()
 	}
@@ -255,8 +294,17 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("network gossip: join a gossip pool with -gossip"))
 		}
 	}
-	if c.GossipAddr == "" && (len(c.GossipJoin) > 0 || len(c.GossipKey) > 0) {
+	if c.GossipAddr == "" && (len(c.GossipJoin) > 0 || len(c.GossipKeys) > 0) {
 		errs = append(errs, errors.New("gossip-join and gossip-key need -gossip"))
+	}
+	if c.TLS == nil && (c.StompPlaintext || c.StompClientAuth != tls.NoClientCert) {
+		errs = append(errs, errors.New("stomp TLS settings need a certificate (-tls-cert, -tls-key)"))
+	}
+	if c.StompPlaintext && c.StompClientAuth != tls.NoClientCert {
+		errs = append(errs, errors.New("client certificates need the TLS client listener: drop stomp-plaintext"))
+	}
+	if c.StompClientAuth != tls.NoClientCert && c.StompTLS == nil {
+		errs = append(errs, errors.New("client certificates need a CA to verify them with (-stomp-client-ca)"))
 	}
 	if c.StompAdvertise != "" {
 		if err := dialable(c.StompAdvertise); err != nil {

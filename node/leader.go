@@ -18,7 +18,7 @@ import (
 )
 
 // BrokersHeader is the CONNECTED frame's header listing the client
-// addresses of every member of the group, comma-separated tcp:// URIs, so
+// addresses of every member of the group, comma-separated tcp:// URIs (ssl:// when the listener speaks TLS), so
 // that a client given one address learns the rest (as ActiveMQ's
 // updateClusterClients does).
 const BrokersHeader = "raftmq-brokers"
@@ -152,7 +152,7 @@ func (n *Node) establish(r *raft.Raft, stop <-chan struct{}) (*term, error) {
 	// Listen before loading the state, the costly step, so a busy port
 	// fails early. Clients that connect meanwhile wait in the backlog.
 	var err error
-	if t.ln, err = net.Listen("tcp", n.cfg.StompAddr); err != nil {
+	if t.ln, err = n.listenStomp(); err != nil {
 		return t, fmt.Errorf("listen for STOMP clients: %w", err)
 	}
 	t.prop = newProposer(r, batchLimits{
@@ -175,6 +175,9 @@ func (n *Node) establish(r *raft.Raft, stop <-chan struct{}) (*term, error) {
 	tcfg.ConnectedHeaders = n.connectedHeaders
 	tcfg.Fence = t.fence
 	tcfg.Admit = n.net.Admit
+	if g := n.cfg.Guard; g != nil && g.Enabled() {
+		tcfg.Authenticate = n.authenticate
+	}
 	t.srv = transport.NewServer(tcfg, broker{t.engine}, n.log.With("logger", "transport"))
 	t.served = make(chan struct{})
 	addr := t.ln.Addr()
@@ -308,12 +311,12 @@ func (n *Node) connectedHeaders() []stomp.Header {
 	}
 	uris := make([]string, 0, len(recs))
 	if n.self.StompAddr != "" {
-		uris = append(uris, "tcp://"+n.self.StompAddr)
+		uris = append(uris, n.clientScheme()+n.self.StompAddr)
 	}
 	ids := slices.Sorted(maps.Keys(recs))
 	for _, id := range ids {
 		if rec := recs[id]; id != n.cfg.ID && rec.StompAddr != "" {
-			uris = append(uris, "tcp://"+rec.StompAddr)
+			uris = append(uris, n.clientScheme()+rec.StompAddr)
 		}
 	}
 	hs := []stomp.Header{{Key: transport.HeaderGroup, Value: n.cfg.Group}}

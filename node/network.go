@@ -27,7 +27,7 @@ func (n *Node) startNetwork() error {
 			Bind:      n.cfg.GossipAddr,
 			Advertise: n.cfg.GossipAdvertise,
 			Join:      n.cfg.GossipJoin,
-			Key:       n.cfg.GossipKey,
+			Keys:      n.cfg.GossipKeys,
 			Meta:      n.gossipMeta("follower", 0),
 			Logger:    n.log.With("logger", "gossip"),
 		})
@@ -44,6 +44,9 @@ func (n *Node) startNetwork() error {
 		Links:     n.cfg.Network,
 		Discovery: disc,
 		Logger:    n.log.With("logger", "network"),
+		Login:     n.cfg.BrokerUser,
+		Passcode:  n.cfg.BrokerPassword,
+		TLS:       n.bridgeTLS(),
 	})
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
@@ -60,6 +63,7 @@ func (n *Node) gossipMeta(role string, term uint64) gossip.Meta {
 		Role:    role,
 		Term:    term,
 		Stomp:   n.self.StompAddr,
+		TLS:     n.stompTLS(),
 		Raft:    n.self.RaftAddr,
 		HTTP:    n.self.HTTPAddr,
 		Network: slices.ContainsFunc(n.cfg.Network, func(s network.Spec) bool { return s.Kind == network.Gossip }),
@@ -116,6 +120,12 @@ func (t *term) leadNetwork(addr net.Addr) {
 	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
 		local = net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
 	}
+	if n.stompTLS() && n.self.StompAddr != "" {
+		// The certificate names the address the node advertises, not
+		// necessarily the one it binds.
+		local = n.self.StompAddr
+	}
+	local = n.clientScheme() + local
 	ctx, cancel := context.WithCancel(t.ctx)
 	t.netCancel, t.netDone = cancel, make(chan struct{})
 	go func() {
@@ -144,7 +154,7 @@ func (pp poolPeers) Peers() []network.Peer {
 	for _, m := range ms {
 		peers = append(peers, network.Peer{
 			Group: m.Meta.Group, ID: m.Meta.ID, Leader: m.Meta.Role == "leader",
-			Stomp: m.Meta.Stomp, Network: m.Meta.Network,
+			Stomp: m.Meta.Stomp, TLS: m.Meta.TLS, Network: m.Meta.Network,
 		})
 	}
 	return peers

@@ -87,9 +87,9 @@ func New(cfg Config) (*Node, error) {
 		log:      cfg.Logger,
 		shutdown: make(chan struct{}),
 		serving:  make(chan struct{}),
-		http:     &http.Client{Timeout: forwardTimeout}, // each call sets its own, shorter or not
 		epoch:    time.Now(),
 	}
+	n.http = n.newAdminClient() // each call sets its own timeout, shorter or not
 	n.metrics = newMetrics(n)
 	n.ctx, n.cancelCtx = context.WithCancel(context.Background())
 	if err := n.openStores(); err != nil {
@@ -283,6 +283,9 @@ func (n *Node) newTransport() (*raft.NetworkTransport, error) {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 		advertise = a
+	}
+	if n.cfg.TLS != nil {
+		return n.newTLSRaftTransport(advertise)
 	}
 	trans, err := raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, advertise, 3, 10*time.Second, newHCLogger(n.log, "raft.net"))
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/raftmq/raftmq/queue"
 	"github.com/raftmq/raftmq/transport"
+	"github.com/raftmq/raftmq/transport/auth"
 )
 
 // The admin API's view of what the leader serves: destinations, queue
@@ -189,6 +190,9 @@ func (a *admin) postQueue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !a.allowed(w, r, dest, auth.Admin) {
+		return
+	}
 	t, ok := a.leaderTerm(w, r, body)
 	if !ok {
 		return
@@ -216,11 +220,12 @@ func pathQueue(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return dest, true
 }
 
-// queueOnLeader reads the queue of a path without a body and, on the
-// leader, returns the serving term; ok false means w was answered.
+// queueOnLeader reads the queue of a path without a body, checks the
+// admin right on it and, on the leader, returns the serving term; ok
+// false means w was answered.
 func (a *admin) queueOnLeader(w http.ResponseWriter, r *http.Request) (string, *term, bool) {
 	dest, ok := pathQueue(w, r)
-	if !ok {
+	if !ok || !a.allowed(w, r, dest, auth.Admin) {
 		return "", nil, false
 	}
 	t, ok := a.leaderTerm(w, r, nil)
@@ -252,9 +257,13 @@ func (a *admin) postPurge(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, PurgeResult{Queue: dest, Purged: n})
 }
 
+// postMove needs the admin right on the queue moved from and, when a
+// target is named, the write right on it: moving is sending there. A
+// retry (no target) sends each message back where it came from, which
+// the admin right on a dead-letter queue covers.
 func (a *admin) postMove(w http.ResponseWriter, r *http.Request) {
 	dest, ok := pathQueue(w, r)
-	if !ok {
+	if !ok || !a.allowed(w, r, dest, auth.Admin) {
 		return
 	}
 	body, ok := readBody(w, r)
@@ -280,6 +289,9 @@ func (a *admin) postMove(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
+		if !a.allowed(w, r, to, auth.Write) {
+			return
+		}
 	}
 	t, ok := a.leaderTerm(w, r, body)
 	if !ok {
@@ -293,9 +305,10 @@ func (a *admin) postMove(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, MoveResult{Moved: res.Moved, Skipped: res.Skipped, Remaining: res.Remaining})
 }
 
+// getMessages needs the read right on the queue: browsing shows bodies.
 func (a *admin) getMessages(w http.ResponseWriter, r *http.Request) {
 	dest, ok := pathQueue(w, r)
-	if !ok {
+	if !ok || !a.allowed(w, r, dest, auth.Read) {
 		return
 	}
 	from, limit, err := pageParams(r)

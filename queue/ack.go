@@ -1,6 +1,10 @@
 package queue
 
-import "github.com/raftmq/raftmq/fsm"
+import (
+	"slices"
+
+	"github.com/raftmq/raftmq/fsm"
+)
 
 // tx is an open transaction: its frames wait for COMMIT.
 type tx struct {
@@ -175,6 +179,18 @@ func (s *Session) Begin(id string) error {
 // Commit applies a transaction's frames atomically: its persistent sends
 // and acks, and the dead-lettering its NACKs cause, form one command batch,
 // which the log keeps in one entry. done runs after it applied.
+//
+// The sends to limited queues are checked here, not when they are
+// buffered: each queue must have room for all of the transaction's sends
+// to it, and the store for their bytes. If one does not, the commit is
+// refused with a *FullError (ErrDestinationFull) and the transaction
+// stays open, as with ErrMemoryLimit; when every queue it sends to has
+// OnFull Block, it is held instead, as one send (flow.go), and done runs
+// once it was admitted and applied, or with the error that ended its wait
+// (the transaction is then aborted). Nothing of it applies before it is
+// admitted: its acked messages stay in flight meanwhile. A transaction
+// that sends a queue more messages than its MaxMessages can never fit and
+// is refused whatever the policy.
 func (s *Session) Commit(id string, done func(error)) error {
 	e := s.e
 	e.mu.Lock()
@@ -187,8 +203,37 @@ func (s *Session) Commit(id string, done func(error)) error {
 		e.mu.Unlock()
 		return ErrUnknownTx
 	}
-	// The non-persistent sends are routed after the commit applied: check
-	// their memory now, so that the transaction fails whole or not at all.
+	if err := e.txMemory(t); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	if w := e.txWaiter(s, t, done); w != nil {
+		held, err := e.holdCommit(w)
+		if err != nil {
+			e.mu.Unlock()
+			return err
+		}
+		if held {
+			delete(s.txs, id)
+			e.mu.Unlock()
+			return nil
+		}
+	}
+	delete(s.txs, id)
+	cmds, finish := e.commitTx(t, done)
+	e.mu.Unlock()
+	if len(cmds) == 0 {
+		finish(nil)
+		return nil
+	}
+	e.propose(cmds, func(_ []fsm.Result, err error) { finish(err) })
+	return nil
+}
+
+// txMemory checks that a transaction's non-persistent sends fit in memory.
+// They are routed after the commit applied: checking now makes the
+// transaction fail whole or not at all.
+func (e *Engine) txMemory(t *tx) error {
 	var memBytes int64
 	for _, m := range t.sends {
 		if !m.Persistent {
@@ -196,19 +241,113 @@ func (s *Session) Commit(id string, done func(error)) error {
 		}
 	}
 	if e.npBytes+memBytes > e.cfg.NonPersistentBytes {
-		e.mu.Unlock()
 		return ErrMemoryLimit
 	}
-	delete(s.txs, id)
+	return nil
+}
 
+// txWaiter describes the room a transaction's sends need in limited
+// queues, or returns nil when they need none. The messages it acks leave
+// with the commit, so they count as room: a transaction that takes a
+// message from a full queue and sends one back to it goes, and one that
+// does not grow a queue neither waits in it nor is refused by it.
+func (e *Engine) txWaiter(s *Session, t *tx, done func(error)) *waiter {
+	w := &waiter{sess: s, tx: t, done: done}
+	at := func(q *destQueue) int {
+		i := slices.IndexFunc(w.needs, func(n need) bool { return n.q == q })
+		if i < 0 {
+			i = len(w.needs)
+			w.needs = append(w.needs, need{q: q})
+		}
+		return i
+	}
+	for _, m := range t.sends {
+		if isTopic(m.Destination) {
+			continue
+		}
+		if q := e.limitedQueue(m.Destination); q != nil {
+			size := int64(m.Size())
+			i := at(q)
+			w.needs[i].msgs++
+			w.needs[i].bytes += size
+			if m.Persistent {
+				w.store += size
+			}
+		}
+	}
+	if len(w.needs) == 0 {
+		return nil
+	}
+	for _, d := range t.acks {
+		r := d.ref
+		if d.state != dInTx || r.state == refGone {
+			continue
+		}
+		size := int64(r.meta.Size)
+		if r.persistent {
+			w.store -= size
+		}
+		if i := slices.IndexFunc(w.needs, func(n need) bool { return n.q == d.q }); i >= 0 {
+			w.needs[i].msgs--
+			w.needs[i].bytes -= size
+		}
+	}
+	w.needs = slices.DeleteFunc(w.needs, func(n need) bool { return n.msgs <= 0 && n.bytes <= 0 })
+	if len(w.needs) == 0 {
+		return nil
+	}
+	return w
+}
+
+// holdCommit decides whether a commit's sends can go now (false, nil),
+// must be held (true, nil: it is) or are refused (the error). A commit
+// to any queue whose OnFull is Fail is refused rather than held.
+func (e *Engine) holdCommit(w *waiter) (held bool, err error) {
+	fail := false
+	for _, n := range w.needs {
+		if err := n.q.tooBig(n.msgs); err != nil {
+			e.failed(err)
+			return false, err
+		}
+		fail = fail || n.q.limit.OnFull == Fail
+		if t := n.q.limit.BlockTimeout; t > 0 && (w.timeout == 0 || t < w.timeout) {
+			w.timeout = t
+		}
+	}
+	full := e.full(w)
+	if full == nil && !w.behind() {
+		return false, nil
+	}
+	if fail {
+		if full == nil {
+			full = e.whyHeld(w)
+		}
+		e.failed(full)
+		return false, full
+	}
+	e.hold(w)
+	return true, nil
+}
+
+// commitTx does a commit's work under e.mu: it reserves room for the
+// sends to limited queues and finishes the acks and nacks. It returns the
+// commands to propose, and the function to call with their outcome,
+// without the lock (with none, at once).
+func (e *Engine) commitTx(t *tx, done func(error)) ([]fsm.Command, func(error)) {
 	// Each persistent send carries its own dedupe-id. One that is a
 	// duplicate, of an earlier message or of an earlier send of this
 	// transaction, is skipped and the rest applies: a client that replays
 	// a transaction after a failover stores each message once.
 	var cmds []fsm.Command
-	var memory []*fsm.Message
+	var memory, reserved []*fsm.Message
 	var topics []*topic
 	for _, m := range t.sends {
+		if !isTopic(m.Destination) {
+			if q := e.limitedQueue(m.Destination); q != nil {
+				e.reserve(q, m)
+				reserved = append(reserved, m)
+			}
+		}
 		switch {
 		case !m.Persistent:
 			memory = append(memory, m)
@@ -232,7 +371,6 @@ func (s *Session) Commit(id string, done func(error)) error {
 	for q := range touched {
 		e.dispatch(q)
 	}
-	e.mu.Unlock()
 
 	finish := func(err error) {
 		e.mu.Lock()
@@ -240,18 +378,17 @@ func (s *Session) Commit(id string, done func(error)) error {
 			tp.inRaft--
 			e.gcTopic(tp)
 		}
+		// The stored sends were converted as they applied; the rest,
+		// non-persistent ones included, give their room back here, and
+		// the non-persistent ones take it again as they are routed.
+		e.settle(reserved)
 		if err == nil {
 			err = e.sendMemory(memory)
 		}
 		e.mu.Unlock()
 		done(err)
 	}
-	if len(cmds) == 0 {
-		finish(nil)
-		return nil
-	}
-	e.propose(cmds, func(_ []fsm.Result, err error) { finish(err) })
-	return nil
+	return cmds, finish
 }
 
 // sendMemory routes committed non-persistent messages.

@@ -34,8 +34,21 @@ func (e *Engine) await(ctx context.Context, cmds []fsm.Command) error {
 	if len(cmds) == 0 {
 		return nil
 	}
+	return awaitResult(ctx, e.proposeChan(cmds))
+}
+
+// proposeChan proposes cmds and returns where their outcome will be.
+// Proposed with e.mu held, they come before whatever the engine proposes
+// once it is free: a purge before the held sends its dropped messages
+// made room for (flow.go), which must not be purged with them.
+func (e *Engine) proposeChan(cmds []fsm.Command) <-chan error {
 	done := make(chan error, 1)
 	e.propose(cmds, func(_ []fsm.Result, err error) { done <- err })
+	return done
+}
+
+// awaitResult waits for a proposal's outcome, or for ctx.
+func awaitResult(ctx context.Context, done <-chan error) error {
 	select {
 	case err := <-done:
 		return err
@@ -88,8 +101,9 @@ func (e *Engine) Purge(ctx context.Context, dest string) (int, error) {
 	}
 	n := q.pendingCount()
 	e.purge(q)
+	done := e.proposeChan([]fsm.Command{{Op: fsm.OpPurge, Queue: dest}})
 	e.mu.Unlock()
-	return n, e.await(ctx, []fsm.Command{{Op: fsm.OpPurge, Queue: dest}})
+	return n, awaitResult(ctx, done)
 }
 
 // DeleteQueue deletes a queue and its messages. Its consumers stay
@@ -105,16 +119,17 @@ func (e *Engine) DeleteQueue(ctx context.Context, dest string) error {
 		return err
 	}
 	e.purge(q)
+	done := e.proposeChan([]fsm.Command{{Op: fsm.OpDeleteQueue, Queue: dest}})
 	e.mu.Unlock()
-	if err := e.await(ctx, []fsm.Command{{Op: fsm.OpDeleteQueue, Queue: dest}}); err != nil {
+	if err := awaitResult(ctx, done); err != nil {
 		return err
 	}
 	// A queue the store never had (only non-persistent messages, or only
 	// consumers) reports no change: forget it here.
-	// Unless it got consumers or messages meanwhile: one stored after the
-	// delete would be forgotten with it.
+	// Unless it got consumers, messages or sends meanwhile: one stored
+	// after the delete would be forgotten with it.
 	e.mu.Lock()
-	if e.queues[dest] == q && len(q.consumers) == 0 && len(q.refs) == 0 && q.pendingCount() == 0 {
+	if e.queues[dest] == q && q.idle() && len(q.refs) == 0 && q.pendingCount() == 0 {
 		delete(e.queues, dest)
 	}
 	e.mu.Unlock()

@@ -51,6 +51,19 @@ type Config struct {
 	// engine forgets older ids every min(DedupeWindow/4, 30s), rounded up
 	// to the ExpirySweep tick.
 	DedupeWindow time.Duration
+	// QueueLimit bounds every queue that no QueueLimits rule names: the
+	// messages and bytes it may hold, and what a send to it does when it
+	// is full (limits.go). The zero value sets no limit.
+	QueueLimit DestLimit
+	// QueueLimits are per-queue limits; the first rule whose pattern
+	// matches a queue's name (without /queue/) is its limit.
+	QueueLimits []LimitRule
+	// StoreLimit bounds the persistent message bytes stored in all of the
+	// group's queues together, durable subscriptions' and dead-letter
+	// queues included (ActiveMQ's storeUsage); 0 means none. When it is
+	// reached, sends to every queue are held or refused, as that queue's
+	// OnFull says.
+	StoreLimit int64
 	// Logger receives the engine's warnings (slog.Default() when nil).
 	Logger *slog.Logger
 }
@@ -92,6 +105,20 @@ func (c *Config) Validate() error {
 		c.MaxSubscriptions < 0 || c.TopicSubscriberBacklog < 0 ||
 		c.NonPersistentBytes < 0 || c.CacheBytes < 0 || c.ExpirySweep < 0 || c.MaxTxBytes < 0 {
 		return fmt.Errorf("queue config: negative limit")
+	}
+	if c.StoreLimit < 0 {
+		return fmt.Errorf("queue config: negative store limit")
+	}
+	if err := c.QueueLimit.validate(); err != nil {
+		return fmt.Errorf("queue config: default queue limit: %w", err)
+	}
+	for i, r := range c.QueueLimits {
+		if r.Pattern.String() == "" {
+			return fmt.Errorf("queue config: queue limit rule %d has no pattern", i+1)
+		}
+		if err := r.Limit.validate(); err != nil {
+			return fmt.Errorf("queue config: queue limit rule %d (%s): %w", i+1, r.Pattern, err)
+		}
 	}
 	if c.DedupeWindow <= 0 {
 		return fmt.Errorf("queue config: dedupe window %v is not positive", c.DedupeWindow)

@@ -21,6 +21,12 @@
 // not deduplicated. A dedupe-id longer than 1024 bytes is refused
 // (ErrBadDedupeID).
 //
+// Queues may be limited in messages and bytes, and the store in bytes
+// (limits.go): a send that does not fit is refused (ErrDestinationFull)
+// or held until there is room, ActiveMQ's producer flow control
+// (flow.go). Topics are not limited there: their subscribers' backlogs
+// are bounded instead.
+//
 // Networks of groups (network.go): a bridge to another group opens network
 // subscriptions (SubscribeSpec.Network) and forwards what they receive. The
 // engine gives them only messages that have not been to that group and

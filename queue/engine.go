@@ -36,6 +36,16 @@ type Engine struct {
 
 	lastDedupeExpiry time.Time // when expireDedupe last proposed, or the engine started
 
+	// Flow control (limits.go, flow.go).
+	anyLimit   bool                   // some queue may have a limit: sends are checked for room
+	storeBytes int64                  // persistent message bytes in the mirror of the store
+	storeRsv   int64                  // persistent bytes reserved by sends in raft
+	rsv        map[string]reservation // by message-id: sends in raft to limited queues
+	holding    map[*destQueue]struct{}
+	heldSends  int    // sends held for room, all queues
+	heldSeq    uint64 // arrival order of held sends
+	admitCh    chan struct{}
+
 	demand chan struct{} // DemandChanged: buffered(1), signalled without blocking
 	since  time.Time     // when the engine started: its counters count from here
 
@@ -65,6 +75,17 @@ type destQueue struct {
 	inflight  int    // refs taken for delivery and not yet acked, returned or dropped (stats.go)
 	ageFrom   uint64 // no stored entry below this seq is left (stats.go)
 	stats     counters
+
+	// What the queue holds, for its limit (limits.go): messages pending,
+	// parked or in flight, their bytes, and the sends in raft.
+	msgs, bytes       int64
+	rsvMsgs, rsvBytes int64
+	// limit is the queue's own, set when it is created; gated says that
+	// sends to it are checked for room (a /queue/ destination with a limit,
+	// or any when the store has one).
+	limit DestLimit
+	gated bool
+	held  waitList // sends waiting for room (flow.go)
 }
 
 type topic struct {
@@ -115,14 +136,24 @@ func newEngineWithClock(cfg Config, log Log, store Store, now func() time.Time) 
 
 		lastDedupeExpiry: now(),
 		since:            now(),
+
+		anyLimit: cfg.anyLimit(),
+		rsv:      make(map[string]reservation),
+		holding:  make(map[*destQueue]struct{}),
+		admitCh:  make(chan struct{}, 1),
 	}
 	e.wg.Add(1)
 	go e.sweepLoop()
+	if e.anyLimit {
+		e.wg.Add(1)
+		go e.admitLoop()
+	}
 	return e, nil
 }
 
-// Close stops the engine: later calls fail with ErrClosed. Pending
-// proposals fail through the Log; sessions are closed by the transport.
+// Close stops the engine: later calls fail with ErrClosed, and so do the
+// sends held for room. Pending proposals fail through the Log; sessions
+// are closed by the transport.
 func (e *Engine) Close() {
 	e.mu.Lock()
 	if e.closed {
@@ -130,7 +161,14 @@ func (e *Engine) Close() {
 		return
 	}
 	e.closed = true
+	var after []func()
+	for s := range e.sessions {
+		after = append(after, e.releaseHeld(s)...)
+	}
 	e.mu.Unlock()
+	for _, f := range after {
+		f()
+	}
 	e.demandChanged() // Demand is empty from now on
 	close(e.stop)
 	e.wg.Wait()
@@ -177,6 +215,7 @@ func (e *Engine) Applied(changes []fsm.Change) {
 		switch c.Kind {
 		case fsm.Enqueued:
 			q := e.queue(c.Queue)
+			e.applied(q, c.Msg)
 			if _, ok := q.refs[c.Seq]; ok {
 				continue
 			}
@@ -208,7 +247,7 @@ func (e *Engine) Applied(changes []fsm.Change) {
 		case fsm.QueueDeleted:
 			if q := e.queues[c.Queue]; q != nil {
 				e.purge(q)
-				if len(q.consumers) == 0 {
+				if q.idle() {
 					delete(e.queues, c.Queue)
 				}
 			}
@@ -224,9 +263,19 @@ func (e *Engine) queue(name string) *destQueue {
 	q := e.queues[name]
 	if q == nil {
 		q = &destQueue{name: name, refs: make(map[uint64]*ref)}
+		if strings.HasPrefix(name, "/queue/") {
+			q.limit = e.cfg.LimitFor(name)
+			q.gated = q.limit.limited() || e.cfg.StoreLimit > 0
+		}
 		e.queues[name] = q
 	}
 	return q
+}
+
+// idle reports whether nothing but its messages keeps q in memory: no
+// consumers, no sends in raft or held for it.
+func (q *destQueue) idle() bool {
+	return len(q.consumers) == 0 && q.rsvMsgs == 0 && q.held.n == 0
 }
 
 func (e *Engine) topic(name string) *topic {
@@ -245,7 +294,10 @@ func (e *Engine) insert(q *destQueue, r *ref) {
 	r.state = refPending
 	if r.persistent {
 		q.refs[r.seq] = r
+		e.storeBytes += int64(r.meta.Size)
 	}
+	q.msgs++
+	q.bytes += int64(r.meta.Size)
 	if r.meta.Expires != 0 {
 		q.expiring++
 	}
@@ -297,10 +349,16 @@ func (e *Engine) drop(q *destQueue, r *ref) {
 		q.inflight--
 	}
 	r.state = refGone
-	if r.persistent && q.refs[r.seq] == r {
-		delete(q.refs, r.seq)
+	if r.persistent {
+		if q.refs[r.seq] == r {
+			delete(q.refs, r.seq)
+		}
+		e.storeBytes -= int64(r.meta.Size)
 	}
+	q.msgs--
+	q.bytes -= int64(r.meta.Size)
 	e.uncache(r)
+	e.roomFreed()
 }
 
 func (e *Engine) purge(q *destQueue) {

@@ -17,6 +17,7 @@ type Session struct {
 	deliveries map[string]*Delivery // in flight, by AckID
 	byMsgID    map[string]*Delivery // in flight, by message-id (STOMP 1.0/1.1 acks)
 	txs        map[string]*tx
+	held       map[*waiter]struct{} // sends and commits held for room (flow.go)
 	ackSeq     uint64
 }
 
@@ -55,6 +56,7 @@ func (e *Engine) Open(clientID string, out Outbound) (*Session, error) {
 		deliveries: make(map[string]*Delivery),
 		byMsgID:    make(map[string]*Delivery),
 		txs:        make(map[string]*tx),
+		held:       make(map[*waiter]struct{}),
 	}
 	e.sessions[s] = struct{}{}
 	return s, nil
@@ -101,6 +103,12 @@ func parseDest(d string) (destKind, error) {
 // dedupe.go): a duplicate completes with done(nil) and is not stored.
 // Topics under SystemTopicPrefix are the broker's: sending to one is
 // ErrReservedDestination, in a transaction or not.
+//
+// A send to a queue with a limit (limits.go) that does not fit is refused
+// with a *FullError (ErrDestinationFull) or held until there is room, as
+// the queue's OnFull says; done runs once it was admitted and is safe, or
+// with the error that ended its wait. A transaction's sends are checked
+// at COMMIT.
 func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	kind, err := parseDest(m.Destination)
 	if err != nil {
@@ -136,6 +144,9 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 		return err
 	}
 	if kind == kindQueue {
+		if q := e.limitedQueue(m.Destination); q != nil {
+			return s.sendLimited(q, m, done)
+		}
 		if m.Persistent {
 			e.mu.Unlock()
 			// A duplicate (Result.Duplicate) is a success with nothing
@@ -176,6 +187,47 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	}
 	e.mu.Unlock()
 	done(nil)
+	return nil
+}
+
+// sendLimited is Send to a queue whose sends are checked for room. It is
+// called with e.mu held and lets go of it. A non-persistent message needs
+// room in the queue, not in the store, and still fails with
+// ErrMemoryLimit beyond NonPersistentBytes.
+func (s *Session) sendLimited(q *destQueue, m *fsm.Message, done func(error)) error {
+	e := s.e
+	size := int64(m.Size())
+	var store int64
+	if m.Persistent {
+		store = size
+	}
+	full := q.queueFull(1, size)
+	if full == nil {
+		full = e.storeFull(q.name, store)
+	}
+	switch {
+	case full == nil && q.held.n == 0:
+		if !m.Persistent {
+			err := e.enqueueMemory(m)
+			e.mu.Unlock()
+			if err == nil {
+				done(nil)
+			}
+			return err
+		}
+		e.reserve(q, m)
+		e.mu.Unlock()
+		e.proposeSend(m, done)
+		return nil
+	case full != nil && q.limit.OnFull == Fail:
+		// A Fail queue holds nothing, so nothing is ahead of this send.
+		q.stats.failed++
+		e.mu.Unlock()
+		return full
+	}
+	e.hold(&waiter{sess: s, needs: []need{{q: q, msgs: 1, bytes: size}}, store: store,
+		done: done, msg: m, timeout: q.limit.BlockTimeout})
+	e.mu.Unlock()
 	return nil
 }
 
@@ -520,7 +572,8 @@ func (s *Session) Resume() {
 }
 
 // Close ends the session: its unacknowledged messages go back to their
-// queues, its open transactions are aborted.
+// queues, its open transactions are aborted, and its sends held for room
+// fail with ErrClosed (held commits are aborted).
 func (s *Session) Close() {
 	e := s.e
 	e.mu.Lock()
@@ -529,6 +582,7 @@ func (s *Session) Close() {
 		return
 	}
 	s.closed = true
+	after := e.releaseHeld(s)
 	var cmds []fsm.Command
 	for id, t := range s.txs {
 		cmds = append(cmds, e.abort(t)...)
@@ -546,6 +600,9 @@ func (s *Session) Close() {
 		e.dispatch(q)
 	}
 	e.mu.Unlock()
+	for _, f := range after {
+		f()
+	}
 	if len(cmds) > 0 && !e.isClosed() {
 		e.propose(cmds, nil)
 	}

@@ -17,6 +17,8 @@ type counters struct {
 	dequeued     uint64 // acknowledged by a consumer
 	deadLettered uint64 // sent to the dead-letter queue after too many deliveries
 	expired      uint64 // expired, dropped or sent to the dead-letter queue
+	blocked      uint64 // sends (and commits) held for room (flow control)
+	failed       uint64 // sends refused for want of room, at once or after BlockTimeout
 }
 
 // DestinationStats describes one queue or topic: GET /api/v1/destinations
@@ -45,6 +47,24 @@ type DestinationStats struct {
 	// DeadLetterQueue marks a dead-letter queue (named with the engine's
 	// DLQ prefix, "DLQ."): its messages can be retried.
 	DeadLetterQueue bool `json:"dead_letter_queue"`
+
+	// A queue's limit (limits.go); 0 means none. OnFull is "block" or
+	// "fail" for a queue whose sends are checked (it has a limit, or the
+	// store has one), else empty; BlockTimeoutMs 0 means no timeout.
+	MaxMessages    int64  `json:"max_messages"`
+	MaxBytes       int64  `json:"max_bytes"`
+	OnFull         string `json:"on_full,omitempty"`
+	BlockTimeoutMs int64  `json:"block_timeout_ms"`
+	// Bytes is what counts against a queue's MaxBytes: the bytes of its
+	// messages, pending and in flight, and of the sends to it in raft
+	// (those are counted for limited queues only).
+	Bytes int64 `json:"bytes"`
+	// SendsHeld is the sends (and commits) waiting for room now;
+	// SendsBlocked counts every one that had to wait, SendsFailed every
+	// one refused for want of room (Fail, or BlockTimeout passed).
+	SendsHeld    int    `json:"sends_held"`
+	SendsBlocked uint64 `json:"sends_blocked"`
+	SendsFailed  uint64 `json:"sends_failed"`
 }
 
 // SubscriptionInfo describes one subscription: GET /api/v1/subscriptions.
@@ -114,14 +134,23 @@ func (e *Engine) Destinations(age bool) []DestinationStats {
 		if len(q.refs) > 0 {
 			stored = append(stored, ageRead{len(out), q, q.ageFrom})
 		}
-		out = append(out, DestinationStats{
+		st := DestinationStats{
 			Name: name, Type: "queue",
 			Pending: q.pendingCount(), InFlight: q.inflight,
 			Consumers: q.local, NetworkConsumers: q.network,
 			Enqueued: q.stats.enqueued, Dequeued: q.stats.dequeued,
 			DeadLettered: q.stats.deadLettered, Expired: q.stats.expired,
 			DeadLetterQueue: e.isDLQ(q),
-		})
+
+			MaxMessages: q.limit.MaxMessages, MaxBytes: q.limit.MaxBytes,
+			Bytes:     q.bytes + q.rsvBytes,
+			SendsHeld: q.held.n, SendsBlocked: q.stats.blocked, SendsFailed: q.stats.failed,
+		}
+		if q.gated {
+			st.OnFull = q.limit.OnFull.String()
+			st.BlockTimeoutMs = q.limit.BlockTimeout.Milliseconds()
+		}
+		out = append(out, st)
 	}
 	for name, t := range e.topics {
 		st := DestinationStats{

@@ -25,6 +25,7 @@ type api struct {
 	t       *testing.T
 	addr    string
 	headers map[string]string // set on every request, after the defaults
+	access  Access            // TLS and credentials, when the server wants them
 }
 
 // do sends one request and returns the status and body. A non-empty body
@@ -37,7 +38,7 @@ func (a api) do(method, uri, body string) (int, []byte) {
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+a.addr+uri, rd)
+	req, err := http.NewRequestWithContext(ctx, method, a.access.URL(a.addr, uri), rd)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func (a api) do(method, uri, body string) (int, []byte) {
 	for k, v := range a.headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.access.Do(req)
 	if err != nil {
 		a.t.Fatalf("%s %s: %v", method, uri, err)
 	}

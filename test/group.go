@@ -17,11 +17,41 @@ import (
 // with -bootstrap-expect. Nodes[i] keeps its ports and data across
 // restarts.
 type Group struct {
-	t     testing.TB
-	bin   string
-	Name  string
-	Nodes []*Server
-	joins []string
+	t      testing.TB
+	bin    string
+	Name   string
+	Nodes  []*Server
+	joins  []string
+	Access Access
+}
+
+// Access is how a test reaches admin APIs that require TLS or a login.
+// The zero value is plain HTTP without credentials.
+type Access struct {
+	// Client, when set, makes the requests over HTTPS with its TLS
+	// settings.
+	Client         *http.Client
+	User, Password string
+}
+
+// URL is the admin API's URL of uri at addr.
+func (a Access) URL(addr, uri string) string {
+	if a.Client != nil {
+		return "https://" + addr + uri
+	}
+	return "http://" + addr + uri
+}
+
+// Do sends req, with the credentials.
+func (a Access) Do(req *http.Request) (*http.Response, error) {
+	if a.User != "" {
+		req.SetBasicAuth(a.User, a.Password)
+	}
+	c := a.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	return c.Do(req)
 }
 
 // StartGroup starts size processes that form one group, and waits until
@@ -43,6 +73,8 @@ type GroupOptions struct {
 	// NodeExtra, when set, gives flags for node i alone (after Extra),
 	// such as its own --gossip address.
 	NodeExtra func(i int) []string
+	// Access reaches the nodes' admin APIs, when they use TLS or logins.
+	Access Access
 }
 
 // StartGroupWith starts the group o describes, and waits until one of its
@@ -55,7 +87,7 @@ func StartGroupWith(t testing.TB, bin string, o GroupOptions) *Group {
 	if o.Size == 0 {
 		o.Size = 3
 	}
-	g := &Group{t: t, bin: bin, Name: o.Name}
+	g := &Group{t: t, bin: bin, Name: o.Name, Access: o.Access}
 	for range o.Size {
 		g.joins = append(g.joins, fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
 	}
@@ -110,7 +142,7 @@ func (g *Group) AddNode(extra ...string) *Server {
 // Info asks node i about itself.
 func (g *Group) Info(i int) (node.NodeInfo, error) {
 	var info node.NodeInfo
-	err := getJSON(g.Nodes[i].HTTP, "/api/v1/node", &info)
+	err := g.Access.getJSON(g.Nodes[i].HTTP, "/api/v1/node", &info)
 	return info, err
 }
 
@@ -161,14 +193,16 @@ func (g *Group) HTTPAddrs() string {
 	return strings.Join(addrs, ",")
 }
 
-func getJSON(addr, uri string, v any) error {
+func getJSON(addr, uri string, v any) error { return Access{}.getJSON(addr, uri, v) }
+
+func (a Access) getJSON(addr, uri string, v any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+uri, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL(addr, uri), nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.Do(req)
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,9 @@ type conn struct {
 	hb      heartBeats
 	// release undoes Config.Admit's admission when the connection ends.
 	release func()
+	// principal is who the client authenticated as (Config.Authenticate),
+	// set while connecting; nil when authentication is off.
+	principal Principal
 
 	wake chan struct{} // capacity 1: the queue has frames, or closing
 

@@ -1,10 +1,13 @@
 package transport
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -91,6 +94,30 @@ type Config struct {
 	// sent as the ERROR that ends the connection. release, if not nil,
 	// is called once when the connection ends.
 	Admit func(connect *stomp.Frame, remoteAddr string) (release func(), err error)
+	// Authenticate, when set, checks each CONNECT's login and passcode
+	// before anything else happens on the connection: an error is the
+	// ERROR that ends it (its text is what the client reads, so it must
+	// not say which of the two was wrong). The Principal it returns is
+	// asked about every SEND and SUBSCRIBE. Nil admits everyone with
+	// every right.
+	Authenticate func(login, passcode string) (Principal, error)
+	// MaxConnections bounds the open connections of each listener (0: no
+	// bound). A connection past it is told so in an ERROR frame and
+	// closed before it costs a session, like ActiveMQ's
+	// maximumConnections.
+	MaxConnections int
+}
+
+// Principal is who a connection authenticated as (see Config.Authenticate),
+// and what it may do. Its methods run on every SEND and SUBSCRIBE, so they
+// must be fast.
+type Principal interface {
+	// Name names the principal in logs and connection listings.
+	Name() string
+	// MaySend reports whether it may SEND to the destination.
+	MaySend(destination string) bool
+	// MayReceive reports whether it may SUBSCRIBE to the destination.
+	MayReceive(destination string) bool
 }
 
 // Validate fills in defaults and rejects impossible values.
@@ -132,7 +159,7 @@ func (c *Config) Validate() error {
 	if c.ConnectTimeout < 0 || c.WriteTimeout < 0 {
 		return errors.New("transport config: negative timeout")
 	}
-	if c.MaxOutboundBytes < 0 || c.MaxPendingOps < 0 || c.MaxPendingBytes < 0 {
+	if c.MaxOutboundBytes < 0 || c.MaxPendingOps < 0 || c.MaxPendingBytes < 0 || c.MaxConnections < 0 {
 		return errors.New("transport config: negative limit")
 	}
 	return nil
@@ -146,6 +173,16 @@ type Server struct {
 
 	idPrefix string
 	nextID   atomic.Uint64
+	refused  atomic.Uint64
+	// authFailed counts refused CONNECTs (bad credentials), denied the
+	// frames refused for want of a right.
+	authFailed atomic.Uint64
+	denied     atomic.Uint64
+	// tlsFailed counts failed TLS handshakes; ctx ends with Close, so
+	// handshakes under way do not delay it.
+	tlsFailed atomic.Uint64
+	ctx       context.Context
+	cancel    context.CancelFunc
 
 	// written tells the engine a delivery's frame reached the socket, and
 	// writeFailed that the connection failed while the frame was being
@@ -178,7 +215,10 @@ func NewServer(cfg Config, b Broker, log *slog.Logger) *Server {
 	// random bytes.
 	var p [6]byte
 	_, _ = rand.Read(p[:]) // crypto/rand.Read never fails
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
+		ctx:         ctx,
+		cancel:      cancel,
 		cfg:         cfg,
 		broker:      b,
 		log:         log,
@@ -207,7 +247,9 @@ func (s *Server) Serve(l net.Listener) error {
 		s.mu.Unlock()
 	}()
 
-	var delay time.Duration // backoff after temporary accept errors
+	var open atomic.Int64     // this listener's connections (MaxConnections)
+	var refusing atomic.Int64 // refusals still writing their ERROR
+	var delay time.Duration   // backoff after temporary accept errors
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -226,16 +268,103 @@ func (s *Server) Serve(l net.Listener) error {
 			return fmt.Errorf("transport: accept on %s: %w", l.Addr(), err)
 		}
 		delay = 0
-		s.start(nc)
+		if max := s.cfg.MaxConnections; max > 0 && open.Load() >= int64(max) {
+			s.refuse(nc, &refusing, fmt.Sprintf("too many connections: this listener takes at most %d", max))
+			continue
+		}
+		open.Add(1)
+		s.start(nc, func() { open.Add(-1) })
 	}
 }
 
-func (s *Server) start(nc net.Conn) {
+// maxRefusing bounds the refused connections whose ERROR frame is still
+// being written, so that a flood of connections past the limit costs a
+// bounded number of goroutines: beyond it they are closed without a word.
+const maxRefusing = 64
+
+// refuse tells a connection it was not admitted, then closes it. It never
+// blocks the accept loop.
+func (s *Server) refuse(nc net.Conn, refusing *atomic.Int64, reason string) {
+	s.refused.Add(1)
+	if refusing.Add(1) > maxRefusing {
+		refusing.Add(-1)
+		nc.Close()
+		return
+	}
+	go func() {
+		defer refusing.Add(-1)
+		writeRefusal(nc, reason)
+	}()
+}
+
+// writeRefusal writes an ERROR frame to a connection that never got a
+// session (it was refused, or it spoke plaintext to a TLS port) and
+// closes it, all within closeTimeout.
+func writeRefusal(nc net.Conn, reason string) {
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(closeTimeout))
+	w := stomp.NewWriter(nc)
+	if err := w.WriteFrame(errorFrame(reason, "", "")); err == nil {
+		_ = w.Flush()
+	}
+	// Tell the client we are done, then read what it sent until it hangs
+	// up too: closing with unread bytes would make the kernel reset the
+	// connection under the ERROR frame.
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
+}
+
+// handshake completes a TLS connection's handshake within
+// ConnectTimeout, before the connection reads frames, so a failure is
+// reported as what it is. A plaintext client on a TLS port is told so in
+// plaintext: a STOMP client that connected with tcp:// instead of ssl://
+// reads an ERROR that says what to change, not a reset.
+func (s *Server) handshake(c *conn, tc *tls.Conn) bool {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ConnectTimeout)
+	defer cancel()
+	err := tc.HandshakeContext(ctx)
+	if err == nil {
+		return true
+	}
+	s.tlsFailed.Add(1)
+	var rhe tls.RecordHeaderError
+	if errors.As(err, &rhe) && rhe.Conn != nil {
+		c.log.Warn("plaintext client on the TLS port; refused", "err", err)
+		writeRefusal(rhe.Conn, "this port speaks TLS: connect with ssl:// (stomp+ssl://)")
+		return false
+	}
+	c.log.Warn("TLS handshake failed; connection refused", "err", err)
+	tc.Close()
+	return false
+}
+
+// SecurityStats counts what a server refused since it started.
+type SecurityStats struct {
+	Refused      uint64 // connections past MaxConnections
+	TLSFailures  uint64 // failed handshakes: bad or missing certificates, plaintext on the TLS port
+	AuthFailures uint64 // CONNECT frames refused for their credentials
+	Denials      uint64 // SEND and SUBSCRIBE frames refused for want of a right
+}
+
+// SecurityStats returns the server's refusal counters.
+func (s *Server) SecurityStats() SecurityStats {
+	return SecurityStats{
+		Refused:      s.refused.Load(),
+		TLSFailures:  s.tlsFailed.Load(),
+		AuthFailures: s.authFailed.Load(),
+		Denials:      s.denied.Load(),
+	}
+}
+
+func (s *Server) start(nc net.Conn, closed func()) {
 	c := newConn(s, nc, s.idPrefix+strconv.FormatUint(s.nextID.Add(1), 10))
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		nc.Close()
+		closed()
 		return
 	}
 	s.conns[c] = struct{}{}
@@ -243,6 +372,13 @@ func (s *Server) start(nc net.Conn) {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
+		defer closed()
+		if tc, ok := nc.(*tls.Conn); ok && !s.handshake(c, tc) {
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			return
+		}
 		c.serve()
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -262,6 +398,7 @@ func (s *Server) isClosed() bool {
 // its session ended, within about a second even for clients that do not
 // read.
 func (s *Server) Close(reason string) {
+	s.cancel()
 	s.mu.Lock()
 	s.closed = true
 	ls := make([]net.Listener, 0, len(s.listeners))

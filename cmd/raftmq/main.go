@@ -33,6 +33,7 @@ var verbs = []verb{
 	{"destinations", "list the queues and topics with their message counts", runDestinations},
 	{"purge", "delete every message of a queue", runPurge},
 	{"bench", "measure a broker's throughput and latency", runBench},
+	{"cert", "make a development CA and node or client certificates", runCert},
 	{"version", "print the version", runVersion},
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +74,8 @@ func TestParseServerFlags(t *testing.T) {
 	if cfg.ID != def.ID || cfg.Group != def.Group || cfg.DataDir != def.DataDir ||
 		cfg.StompAddr != def.StompAddr || cfg.RaftAddr != def.RaftAddr || cfg.RaftAdvertise != "" ||
 		cfg.Transport.HeartBeat != def.Transport.HeartBeat || cfg.Transport.Limits != def.Transport.Limits ||
-		cfg.Queue != def.Queue || cfg.SnapshotThreshold != def.SnapshotThreshold {
+		!reflect.DeepEqual(cfg.Queue, def.Queue) || cfg.SnapshotThreshold != def.SnapshotThreshold ||
+		cfg.Transport.MaxConnections != node.DefaultMaxConnections {
 		t.Errorf("no-flag config differs from node defaults:\n got %+v\nwant %+v", cfg, def)
 	}
 	if sf.logLevel != "info" || sf.logFormat != "text" {

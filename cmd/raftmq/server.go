@@ -53,7 +53,9 @@ func parseServerFlags(args []string, output io.Writer) (node.Config, serverFlags
 	}
 	cfg.Join = splitAddrs(sf.join)
 	cfg.GossipJoin = splitAddrs(sf.gossipJoin)
-	cfg.GossipKey = sf.gossipKey.key
+	if sf.gossipKey.key != nil {
+		cfg.GossipKeys = [][]byte{sf.gossipKey.key}
+	}
 	cfg.Network = sf.networks.specs
 	return cfg, sf, nil
 }
@@ -139,6 +141,14 @@ func runServer(args []string) error {
 		return err
 	}
 	cfg.Logger = logger
+	if err := sf.security.apply(&cfg); err != nil {
+		return usageError{err}
+	}
+	if sf.queueLimits != "" {
+		if cfg.Queue.QueueLimits, err = loadQueueLimits(sf.queueLimits, cfg.Queue.QueueLimit); err != nil {
+			return usageError{err}
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -163,9 +173,26 @@ func runServer(args []string) error {
 	if err := n.Start(ctx); err != nil {
 		return errors.Join(err, n.Close())
 	}
+	// SIGHUP rereads certificates, users and rights, and the gossip
+	// keyring; a file that fails to load keeps what it replaced.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	// The node logs `msg="serving STOMP clients" addr=...` whenever it
 	// starts serving; here we only wait for the signal to stop.
-	<-ctx.Done()
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			if err := n.Reload(); err != nil {
+				logger.Error("reload on SIGHUP failed; keeping the previous settings", "err", err)
+			} else {
+				logger.Info("reloaded on SIGHUP")
+			}
+		}
+	}
 	stop() // a second signal kills the process at once
 	logger.Info("shutting down", "cause", context.Cause(ctx))
 	if err := n.Close(); err != nil {

@@ -16,14 +16,16 @@ import (
 
 // serverFlags is what `raftmq server` takes beyond node.Config.
 type serverFlags struct {
-	logLevel   string
-	logFormat  string
-	pprof      string
-	join       string
-	gossipJoin string
-	gossipKey  gossipKeyValue
-	networks   networkValue
-	config     string
+	logLevel    string
+	logFormat   string
+	pprof       string
+	join        string
+	gossipJoin  string
+	gossipKey   gossipKeyValue
+	networks    networkValue
+	config      string
+	security    securityFlags
+	queueLimits string
 }
 
 // configFlag names the flag holding the config file's path; settings.go
@@ -61,6 +63,7 @@ func newServerFlagSet(cfg *node.Config, sf *serverFlags, def node.Config) *flag.
 	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", "", "gossip address other nodes dial, if not --gossip's")
 	fs.StringVar(&sf.gossipJoin, "gossip-join", "", "gossip addresses (host:port,...) of nodes already in the pool")
 	fs.Var(&sf.gossipKey, "gossip-key", "base64 key (16, 24 or 32 bytes) encrypting gossip; the same on every node")
+	fs.StringVar(&cfg.GossipKeyring, "gossip-keyring", "", "file of base64 gossip keys, one per line, the one to encrypt with first; reread on SIGHUP to rotate keys (instead of --gossip-key)")
 	fs.Var(&sf.networks, "network", "link to other groups: static:(tcp://h1:61613,tcp://h2:61613,...) for one group, or gossip for every group in the pool; ActiveMQ options after '?' (networkTTL, dynamicOnly, conduitSubscriptions, decreaseNetworkConsumerPriority, excludedDestinations, dynamicallyIncludedDestinations, prefetchSize; gossip: includedGroups, excludedGroups). Repeatable")
 
 	// Raft.
@@ -84,10 +87,34 @@ func newServerFlagSet(cfg *node.Config, sf *serverFlags, def node.Config) *flag.
 	fs.IntVar(&cfg.Queue.MaxTxFrames, "max-tx-frames", def.Queue.MaxTxFrames, "most SEND, ACK and NACK frames in one transaction")
 	fs.Int64Var(&cfg.Queue.MaxTxBytes, "max-tx-bytes", def.Queue.MaxTxBytes, "most message bytes in one transaction")
 	fs.IntVar(&cfg.Queue.MaxSubscriptions, "max-subscriptions", def.Queue.MaxSubscriptions, "most subscriptions on one connection")
+	fs.IntVar(&cfg.Transport.MaxConnections, "max-connections", def.Transport.MaxConnections, "most client connections open at once; more are refused with an ERROR (ActiveMQ's maximumConnections)")
+	fs.Int64Var(&cfg.Queue.QueueLimit.MaxMessages, "queue-max-messages", def.Queue.QueueLimit.MaxMessages, "most messages one queue holds (pending and unacknowledged); 0: no limit")
+	fs.Var(sizeValue{&cfg.Queue.QueueLimit.MaxBytes}, "queue-max-bytes", "most message bytes one queue holds; 0: no limit")
+	fs.Var(fullPolicyValue{&cfg.Queue.QueueLimit.OnFull}, "queue-full", "what a SEND to a full queue does: block (hold its RECEIPT until there is room: producer flow control) or fail (ERROR)")
+	fs.DurationVar(&cfg.Queue.QueueLimit.BlockTimeout, "queue-block-timeout", def.Queue.QueueLimit.BlockTimeout, "with --queue-full block, fail a SEND held this long (0: wait as long as it takes)")
+	fs.StringVar(&sf.queueLimits, "queue-limits", "", "file of per-queue limits overriding the --queue-* ones (see SECURITY.md)")
+	fs.Var(sizeValue{&cfg.Queue.StoreLimit}, "store-limit", "most persistent message bytes the group stores in all queues together; sends wait or fail beyond it, as their queue's --queue-full says (ActiveMQ's storeUsage)")
+	fs.Var(sizeValue{&cfg.Queue.NonPersistentBytes}, "memory-limit", "memory for non-persistent messages waiting for consumers (persistent ones wait on disk; ActiveMQ's memoryUsage)")
 	cfg.Transport.HeartBeat = def.Transport.HeartBeat
 	fs.Var((*heartBeatValue)(&cfg.Transport.HeartBeat), "heartbeat",
 		"STOMP heart-beats offered: how often the server can send, how often it wants to receive (0: never)")
 	fs.DurationVar(&cfg.Transport.WriteTimeout, "write-timeout", def.Transport.WriteTimeout, "close a connection whose writes make no progress this long (a consumer that stopped reading)")
+
+	// Security.
+	sec := &sf.security
+	fs.StringVar(&sec.cert, "tls-cert", "", "PEM certificate (chain) of this node: turns TLS on for raft (mutual), the admin API, the STOMP listener and bridges; reread on SIGHUP")
+	fs.StringVar(&sec.key, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&sec.ca, "tls-ca", "", "PEM CA bundle that signs the group's nodes (and client certificates); reread on SIGHUP")
+	fs.BoolVar(&cfg.StompPlaintext, "stomp-plaintext", false, "keep the STOMP listener plaintext while TLS secures the rest")
+	sec.clientCerts = "none"
+	fs.Var(&choiceValue{&sec.clientCerts, "stomp client certificates", []string{"none", "request", "require"}}, "stomp-client-certs",
+		"client certificates on the TLS STOMP listener: none, request (verify when given) or require")
+	fs.StringVar(&sec.clientCA, "stomp-client-ca", "", "PEM CA bundle that signs client certificates (not the nodes' CA: its certificates are members); include other groups' node CAs for their bridges; reread on SIGHUP")
+	fs.StringVar(&sec.users, "users", "", "users file (name, bcrypt hash, groups; see `raftmq passwd`): clients and the admin API must log in; reread on SIGHUP")
+	fs.StringVar(&sec.acl, "acl", "", "authorization file (read, write and admin rights per destination, ActiveMQ wildcards); without it every user may do everything; reread on SIGHUP")
+	fs.BoolVar(&sec.anonymous, "allow-anonymous", false, "with --users, also admit clients without a login, as the group \"anonymous\"")
+	fs.StringVar(&cfg.BrokerUser, "broker-user", "", "user this node logs in as to other groups (bridges) and to other members (joining)")
+	fs.StringVar(&cfg.BrokerPassword, "broker-password", "", "password of --broker-user (prefer RAFTMQ_BROKER_PASSWORD or the config file: flags show in ps)")
 
 	// Logging and debugging.
 	sf.logLevel, sf.logFormat = "info", "text"
@@ -109,10 +136,12 @@ var serverFlagGroups = []struct {
 }{
 	{"Node and group", []string{"id", "group", "data", "bootstrap-expect", "join"}},
 	{"Addresses", []string{"stomp", "stomp-advertise", "raft", "raft-advertise", "http", "http-advertise"}},
-	{"Network of groups", []string{"gossip", "gossip-advertise", "gossip-join", "gossip-key", "network"}},
+	{"Network of groups", []string{"gossip", "gossip-advertise", "gossip-join", "gossip-key", "gossip-keyring", "network"}},
+	{"Security", []string{"tls-cert", "tls-key", "tls-ca", "stomp-plaintext", "stomp-client-certs", "stomp-client-ca", "users", "acl", "allow-anonymous", "broker-user", "broker-password"}},
 	{"Raft", []string{"raft-heartbeat-timeout", "raft-election-timeout", "raft-leader-lease", "snapshot-threshold", "snapshot-interval", "trailing-logs"}},
 	{"Delivery", []string{"prefetch", "max-deliveries", "drop-expired", "dedupe-window"}},
-	{"Limits", []string{"max-frame-size", "max-headers", "max-header-line", "max-tx-frames", "max-tx-bytes", "max-subscriptions", "heartbeat", "write-timeout"}},
+	{"Limits", []string{"max-frame-size", "max-headers", "max-header-line", "max-tx-frames", "max-tx-bytes", "max-subscriptions", "heartbeat", "write-timeout",
+		"max-connections", "queue-max-messages", "queue-max-bytes", "queue-full", "queue-block-timeout", "queue-limits", "store-limit", "memory-limit"}},
 	{"Logging and debugging", []string{"log-level", "log-format", "pprof"}},
 	{"Configuration", []string{"config"}},
 }

@@ -48,21 +48,41 @@ type Conn struct {
 }
 
 // Dial connects to addr (host:port) over TCP, or TLS when opts.TLS is set,
-// and performs the STOMP handshake as NewConn does.
+// and performs the STOMP handshake as NewConn does; ctx bounds all three.
+// A failed TLS handshake (an untrusted or expired certificate, a host name
+// mismatch, a server that does not speak TLS) gives an error saying so and
+// wrapping crypto/tls's, as *tls.CertificateVerificationError.
 func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
-	var nc net.Conn
-	var err error
-	if opts.TLS != nil {
-		d := tls.Dialer{Config: opts.TLS}
-		nc, err = d.DialContext(ctx, "tcp", addr)
-	} else {
-		var d net.Dialer
-		nc, err = d.DialContext(ctx, "tcp", addr)
-	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("client: dialing %s: %w", addr, err)
 	}
+	if opts.TLS != nil {
+		tc := tls.Client(nc, tlsConfig(opts.TLS, addr))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("client: TLS handshake with %s: %w", addr, err)
+		}
+		nc = tc
+	}
 	return NewConn(ctx, nc, opts)
+}
+
+// tlsConfig returns cfg for a connection to addr: when cfg names no
+// server, a copy naming addr's host, against which the certificate is
+// then verified (as tls.Dial does).
+func tlsConfig(cfg *tls.Config, addr string) *tls.Config {
+	if cfg.ServerName != "" {
+		return cfg
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	c := cfg.Clone()
+	c.ServerName = host
+	return c
 }
 
 // NewConn sends CONNECT on nc and waits for CONNECTED until ctx ends. An

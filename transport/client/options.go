@@ -29,7 +29,9 @@ type Options struct {
 	Headers []stomp.Header
 	// Limits bound the frames we accept from the server.
 	Limits stomp.Limits
-	// TLS, if set, makes Dial connect with TLS. NewConn ignores it.
+	// TLS, if set, makes Dial connect with TLS. When its ServerName is
+	// empty, Dial uses a copy naming the host it dials, so the server's
+	// certificate is verified against that name. NewConn ignores it.
 	TLS *tls.Config
 }
 

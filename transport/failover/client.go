@@ -3,10 +3,12 @@ package failover
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,10 +44,18 @@ type Options struct {
 	HeartBeat [2]time.Duration
 	Headers   []stomp.Header
 	Limits    stomp.Limits
-	// ConnectTimeout bounds one attempt on one address: the TCP connect
-	// and CONNECTED, and then restoring the subscriptions on the new
-	// connection (10s).
+	// ConnectTimeout bounds one attempt on one address: the TCP connect,
+	// the TLS handshake and CONNECTED, and then restoring the
+	// subscriptions on the new connection (10s).
 	ConnectTimeout time.Duration
+	// TLS is the template of the TLS configuration of every ssl://
+	// address, announced ones included; plain addresses never use TLS.
+	// Each connection uses a copy whose ServerName, when the template
+	// leaves it empty, is the address's host, so each broker's
+	// certificate is verified against the name it is dialled by. Nil
+	// means the zero tls.Config: the system's roots, ServerName the host.
+	// DialURL keeps a copy of it.
+	TLS *tls.Config
 	// Logger receives connection events. Nil means slog.Default().
 	Logger *slog.Logger
 	// OnConnect, if set, is called with the broker's host:port after every
@@ -76,6 +86,7 @@ func (o *Options) clientOptions() client.Options {
 // on its own.
 type Client struct {
 	url      *URL
+	tlsOnly  bool // every configured address is TLS: learn no plain one
 	opts     Options
 	copts    client.Options
 	log      *slog.Logger
@@ -140,10 +151,19 @@ func DialURL(ctx context.Context, u *URL, opts Options) (*Client, error) {
 	var id [8]byte
 	_, _ = rand.Read(id[:]) // never fails (crypto/rand panics instead)
 
+	opts.TLS = opts.TLS.Clone()
+
 	uc := *u
-	uc.Addrs = append([]Addr(nil), u.Addrs...)
+	uc.Addrs = make([]Addr, len(u.Addrs))
+	tlsOnly := true
+	for i, a := range u.Addrs {
+		// validate checked the scheme: keep the one ParseURL would.
+		uc.Addrs[i] = Addr{Scheme: schemes[strings.ToLower(a.Scheme)], Host: a.Host}
+		tlsOnly = tlsOnly && a.TLS()
+	}
 	c := &Client{
 		url:      &uc,
+		tlsOnly:  tlsOnly,
 		opts:     opts,
 		copts:    copts,
 		log:      log.With("logger", "failover"),
@@ -165,7 +185,7 @@ func DialURL(ctx context.Context, u *URL, opts Options) (*Client, error) {
 		_ = c.Close()
 		return nil, err
 	}
-	c.log.Info("connected", "addr", s.addr.Host)
+	c.log.Info("connected", "addr", s.addr.String())
 	if c.opts.OnConnect != nil {
 		c.opts.OnConnect(s.addr.Host)
 	}

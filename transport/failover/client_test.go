@@ -164,7 +164,7 @@ func TestNotServingHandshakeMovesOn(t *testing.T) {
 
 func TestLearnsBrokersFromConnected(t *testing.T) {
 	a, b := newFake(t, ""), newFake(t, "")
-	a.brokers = "tcp://" + a.addr + ", ssl://" + b.addr + ",tcp://" + b.addr
+	a.brokers = "tcp://" + a.addr + ", nio://" + b.addr + ",tcp://" + b.addr
 	c := dialT(t, "tcp://"+a.addr, Options{})
 	a.stop()
 	waitFor(t, "a connection to the announced broker", func() bool { return c.Addr() == b.addr })

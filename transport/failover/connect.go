@@ -2,9 +2,11 @@ package failover
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -33,7 +35,7 @@ func (c *Client) run(s *session) {
 		if over {
 			return
 		}
-		c.log.Warn("connection lost; reconnecting", "addr", s.addr.Host, "err", cause)
+		c.log.Warn("connection lost; reconnecting", "addr", s.addr.String(), "err", cause)
 		if c.opts.OnDisconnect != nil {
 			c.opts.OnDisconnect(s.addr.Host, cause)
 		}
@@ -59,7 +61,7 @@ func (c *Client) run(s *session) {
 			c.fail(err)
 			return
 		}
-		c.log.Info("reconnected", "addr", next.addr.Host)
+		c.log.Info("reconnected", "addr", next.addr.String())
 		if c.opts.OnConnect != nil {
 			c.opts.OnConnect(next.addr.Host)
 		}
@@ -96,23 +98,31 @@ func (c *Client) connect(ctx context.Context, startup bool, last Addr, careful b
 		}
 		delay = c.url.nextDelay(delay)
 	}
-	var lastErr error
+	var lastErr error // of the last full pass
 	for pass := 1; ; pass++ {
 		list := c.connectList(last)
+		var errs passError
 		for _, a := range list {
 			s, final, err := c.attempt(ctx, a, startup, careful)
 			if err == nil {
 				return s, nil
 			}
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("failover: connecting to %s: %w", a.Host, err)
+				// With the causes seen so far in this pass, or else in
+				// the last one: ctx may end during the attempts that
+				// follow a telling failure.
+				if errs = append(errs, err); len(errs) == 1 && lastErr != nil {
+					errs = append(errs, lastErr)
+				}
+				return nil, fmt.Errorf("failover: connecting: %w", errs)
 			}
 			if final {
-				return nil, fmt.Errorf("failover: %s refused the connection: %w", a.Host, err)
+				return nil, fmt.Errorf("failover: the broker refused the connection: %w", err) // err names a
 			}
-			lastErr = err
-			c.log.Debug("connection attempt failed", "addr", a.Host, "err", err)
+			errs = append(errs, err)
+			c.log.Debug("connection attempt failed", "addr", a.String(), "err", err)
 		}
+		lastErr = errs
 		// As ActiveMQ, a limit counts passes over the whole list, and at
 		// startup a limit of 0 still allows the one pass.
 		if limit >= 0 && pass >= max(limit, 1) {
@@ -122,11 +132,27 @@ func (c *Client) connect(ctx context.Context, startup bool, last Addr, careful b
 			c.log.Warn("no broker reachable; retrying", "attempts", pass, "addrs", fmt.Sprint(list), "retry_in", delay, "err", lastErr)
 		}
 		if err := sleep(ctx, delay); err != nil {
-			return nil, fmt.Errorf("failover: connecting: %w (last error: %w)", err, lastErr)
+			return nil, fmt.Errorf("failover: connecting: %w (last pass: %w)", err, lastErr)
 		}
 		delay = c.url.nextDelay(delay)
 	}
 }
+
+// passError is why a pass over the addresses failed: the error of each
+// address, in the order tried, each naming its address. It wraps them
+// all, so that the cause of every one (a TLS certificate that did not
+// verify, say) survives, not only that of the address tried last.
+type passError []error
+
+func (e passError) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e passError) Unwrap() []error { return e }
 
 func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
@@ -165,9 +191,13 @@ func (c *Client) connectList(last Addr) []Addr {
 }
 
 // learn replaces the announced addresses with those of a CONNECTED frame's
-// raftmq-brokers header, when the URL allows it. An address we cannot use
-// (ssl:// today) is skipped, not fatal: the others still are of use.
-func (c *Client) learn(connected *stomp.Frame) {
+// raftmq-brokers header, received over via, when the URL allows it. An
+// entry is an address as in a URL (tcp://h:61613, ssl://h:61614), or a
+// bare host[:port] that is reached the way via is (TLS or not). An address
+// we cannot use is skipped, not fatal: the others still are of use. Plain
+// addresses are of no use to a client configured with TLS addresses only:
+// an announcement must not take it off TLS.
+func (c *Client) learn(connected *stomp.Frame, via Addr) {
 	if !c.url.UpdateURIsSupported || connected == nil {
 		return
 	}
@@ -176,22 +206,44 @@ func (c *Client) learn(connected *stomp.Frame) {
 		return
 	}
 	var addrs []Addr
+	var plain []string
 	for part := range strings.SplitSeq(v, ",") {
 		if part = strings.TrimSpace(part); part == "" {
 			continue
 		}
-		a, err := parseAddr(part)
+		a, err := parseAnnounced(part, via)
 		if err != nil {
 			c.log.Warn("ignoring a broker address the server announced", "addr", part, "err", err)
+			continue
+		}
+		if c.tlsOnly && !a.TLS() {
+			plain = append(plain, part)
 			continue
 		}
 		if !slices.Contains(addrs, a) {
 			addrs = append(addrs, a)
 		}
 	}
+	if len(plain) > 0 {
+		c.log.Warn("ignoring the plain TCP broker addresses the server announced: every configured address uses TLS",
+			"addrs", strings.Join(plain, ","))
+	}
 	c.mu.Lock()
 	c.learned = addrs
 	c.mu.Unlock()
+}
+
+// parseAnnounced parses one entry of the raftmq-brokers header: an
+// address with its scheme, or a bare host[:port] reached as via is.
+func parseAnnounced(entry string, via Addr) (Addr, error) {
+	if !strings.Contains(entry, "://") {
+		scheme := "tcp"
+		if via.TLS() {
+			scheme = "ssl"
+		}
+		entry = scheme + "://" + entry
+	}
+	return parseAddr(entry)
 }
 
 // attempt connects to a and restores the client's state on the new
@@ -200,9 +252,15 @@ func (c *Client) learn(connected *stomp.Frame) {
 func (c *Client) attempt(ctx context.Context, a Addr, startup, careful bool) (s *session, final bool, err error) {
 	dctx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
 	defer cancel()
-	conn, err := client.Dial(dctx, a.Host, c.copts)
+	copts := c.copts
+	if a.TLS() {
+		copts.TLS = c.tlsConfig(a)
+	}
+	conn, err := client.Dial(dctx, a.Host, copts)
 	if err != nil {
-		return nil, handshakeRefusal(err), err
+		// A TLS handshake that failed is no refusal: the next broker may
+		// present a certificate that verifies.
+		return nil, handshakeRefusal(err), fmt.Errorf("dial %v: %w", a, err)
 	}
 	s = newSession(conn, a)
 	c.mu.Lock()
@@ -215,15 +273,32 @@ func (c *Client) attempt(ctx context.Context, a Addr, startup, careful bool) (s 
 	c.wg.Add(1) // under mu while not stopped: Close's Wait cannot have begun
 	c.mu.Unlock()
 	go c.watch(s)
-	c.learn(conn.Connected())
+	c.learn(conn.Connected(), a)
 
 	rctx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
 	defer cancel()
 	if err := c.restore(rctx, s, startup, careful); err != nil {
 		c.retire(s)
-		return nil, false, fmt.Errorf("restoring the session on %s: %w", a.Host, err)
+		return nil, false, fmt.Errorf("restoring the session on %v: %w", a, err)
 	}
 	return s, false, nil
+}
+
+// tlsConfig returns the TLS configuration for a connection to a: a copy of
+// Options.TLS (or a zero one) whose ServerName, unless set, is a's host.
+func (c *Client) tlsConfig(a Addr) *tls.Config {
+	cfg := c.opts.TLS.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(a.Host)
+		if err != nil {
+			host = a.Host // validate checked it: not reached
+		}
+		cfg.ServerName = host
+	}
+	return cfg
 }
 
 // restore puts s in service: it subscribes again, resends the SENDs not

@@ -8,15 +8,36 @@
 // # URLs
 //
 //	failover:(tcp://h1:61613,tcp://h2:61613)?randomize=false&maxReconnectDelay=5000
+//	failover:(ssl://h1:61614,ssl://h2:61614)
 //	failover:tcp://h1:61613,tcp://h2:61613
 //	tcp://h1:61613
 //
 // The last form is one broker with the default options; the client still
-// reconnects to it. An address without a port gets 61613. ssl:// is parsed
-// and refused for now ("ssl:// is not supported yet"). Addresses take no
-// options, and without the parentheses there is no place for failover
-// options (as in ActiveMQ, a query there would belong to the last
-// address).
+// reconnects to it. Addresses take no options, and without the
+// parentheses there is no place for failover options (as in ActiveMQ, a
+// query there would belong to the last address).
+//
+// # TLS
+//
+// An address is plain TCP (tcp://, or stomp:// and stomp+tcp://, the
+// schemes of ActiveMQ's STOMP connector) or TLS (ssl://, or stomp+ssl://);
+// a list may mix them, and each address is dialled its own way. An
+// address without a port gets 61613, or over TLS 61614, ActiveMQ's
+// stomp+ssl port. Options.TLS, the TLS settings (roots, client
+// certificate...), is the template of every TLS connection: each uses a
+// copy whose ServerName, unless the template sets one, is the host of the
+// address dialled, so each broker's certificate is verified against its
+// own name. Without it, the system's roots are trusted. An address has no
+// TLS settings of its own.
+//
+// A TLS handshake that fails (an untrusted or expired certificate, a host
+// name mismatch, a plain server) fails that attempt like a refused
+// connection: the next address is tried, then the next pass after the
+// back-off. When the client gives up (ErrUnreachable), its error carries
+// the cause for each address of the last pass, as in
+// "dial ssl://h:61614: client: TLS handshake with h:61614: tls: failed
+// to verify certificate: ...", and errors.As finds the
+// *tls.CertificateVerificationError.
 //
 // # Options honoured
 //
@@ -47,7 +68,12 @@
 //   - updateURIsSupported (true): add the addresses a broker announces in
 //     its CONNECTED frame (header raftmq-brokers: comma-separated client
 //     URIs of every broker in the group) to the configured ones; the
-//     announced ones are tried first.
+//     announced ones are tried first. An announced address is a URI as in
+//     a URL (tcp://h:61613, ssl://h:61614), or a bare host:port reached
+//     the way the announcing broker was (TLS or not). One the client
+//     cannot use is skipped: an unknown scheme, and a plain one when every
+//     configured address is TLS (an announcement does not take the client
+//     off TLS).
 //
 // Within a pass the addresses are tried one after the other with no wait;
 // the address just lost is tried last. Each attempt is bounded by

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -211,6 +212,7 @@ type fakeServer struct {
 	// handle, if set, sees every frame after CONNECT first; true means
 	// it handled the frame.
 	handle  func(fc *fakeConn, f *stomp.Frame) bool
+	tls     *tls.Config // if set, the server speaks TLS
 	ln      net.Listener
 	conns   map[*fakeConn]struct{}
 	msgID   int
@@ -233,10 +235,17 @@ type fakeConn struct {
 // newFake listens on addr ("" for a free port).
 func newFake(t *testing.T, addr string) *fakeServer {
 	t.Helper()
+	return newFakeTLS(t, addr, nil)
+}
+
+// newFakeTLS listens on addr ("" for a free port), speaking TLS with cfg
+// (plain TCP if nil).
+func newFakeTLS(t *testing.T, addr string, cfg *tls.Config) *fakeServer {
+	t.Helper()
 	if addr == "" {
 		addr = freeAddr(t)
 	}
-	s := &fakeServer{t: t, conns: map[*fakeConn]struct{}{}, frames: make(chan *stomp.Frame, 100000)}
+	s := &fakeServer{t: t, tls: cfg, conns: map[*fakeConn]struct{}{}, frames: make(chan *stomp.Frame, 100000)}
 	s.listen(addr)
 	t.Cleanup(s.stop)
 	return s
@@ -247,6 +256,9 @@ func (s *fakeServer) listen(addr string) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
 	}
 	s.mu.Lock()
 	s.ln = ln

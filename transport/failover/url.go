@@ -12,17 +12,39 @@ import (
 	"time"
 )
 
-// DefaultPort is the port of an address that names none: the STOMP port
-// ActiveMQ listens on.
-const DefaultPort = "61613"
+// The ports of addresses that name none: ActiveMQ's STOMP ports, plain
+// and over TLS (its stomp+ssl connector).
+const (
+	DefaultPort    = "61613"
+	DefaultTLSPort = "61614"
+)
 
-// Addr is one broker address of a URL.
+// schemes maps each address scheme ParseURL accepts, lower case, to the
+// one it keeps: "tcp" (plain TCP) or "ssl" (TLS). stomp:// and the
+// stomp+ forms are the schemes of ActiveMQ's STOMP connectors.
+var schemes = map[string]string{
+	"tcp":       "tcp",
+	"stomp":     "tcp",
+	"stomp+tcp": "tcp",
+	"ssl":       "ssl",
+	"stomp+ssl": "ssl",
+}
+
+// schemeNames lists the accepted schemes, for errors.
+const schemeNames = "tcp, stomp, stomp+tcp, ssl, stomp+ssl"
+
+// Addr is one broker address of a URL. Its scheme says how to connect:
+// "tcp" over plain TCP, "ssl" over TLS. ParseURL gives only these two;
+// DialURL also takes the other accepted spellings (stomp+ssl...).
 type Addr struct {
-	Scheme string // "tcp"
+	Scheme string // "tcp" or "ssl"
 	Host   string // host:port, as net.Dial takes it
 }
 
 func (a Addr) String() string { return a.Scheme + "://" + a.Host }
+
+// TLS reports whether the address is dialled over TLS.
+func (a Addr) TLS() bool { return schemes[strings.ToLower(a.Scheme)] == "ssl" }
 
 // URL is a parsed failover URL: the broker addresses and the reconnection
 // options, with ActiveMQ's meaning and defaults (see the package doc).
@@ -184,11 +206,15 @@ func attemptsOption(field func(*URL) *int) option {
 // ParseURL parses a broker URL:
 //
 //	failover:(tcp://h1:61613,tcp://h2:61613)?option=value&...
-//	failover://(tcp://h1:61613,tcp://h2:61613)?option=value&...
+//	failover://(ssl://h1:61614,ssl://h2:61614)?option=value&...
 //	failover:tcp://h1:61613,tcp://h2:61613
 //	tcp://h1:61613
 //
 // The last is one address with the default options; it still reconnects.
+// An address is tcp:// (also stomp:// and stomp+tcp://) for plain TCP, or
+// ssl:// (also stomp+ssl://) for TLS; ParseURL keeps them as "tcp" and
+// "ssl". A list may mix them. An address without a port gets DefaultPort
+// (61613), or DefaultTLSPort (61614) over TLS.
 // Options are the failover options of the package doc; any other, an
 // option on a nested address, or a malformed value is an error naming it.
 // Without the parentheses there is no place for failover options: what
@@ -304,18 +330,20 @@ func unknownOption(key string) error {
 	return fmt.Errorf("unknown option %q (supported: %s)", key, strings.Join(OptionNames(), ", "))
 }
 
-// parseAddr parses one nested address: tcp://host[:port].
+// parseAddr parses one nested address: scheme://host[:port], the scheme
+// one of schemes.
 func parseAddr(s string) (Addr, error) {
-	scheme, rest, ok := strings.Cut(s, "://")
+	raw, rest, ok := strings.Cut(s, "://")
 	if !ok {
 		return Addr{}, fmt.Errorf("address %q: want scheme://host:port, as tcp://127.0.0.1:61613", s)
 	}
-	switch strings.ToLower(scheme) {
-	case "tcp":
-	case "ssl":
-		return Addr{}, fmt.Errorf("address %q: ssl:// is not supported yet", s)
-	default:
-		return Addr{}, fmt.Errorf("address %q: unsupported scheme %q (supported: tcp)", s, scheme)
+	scheme, ok := schemes[strings.ToLower(raw)]
+	if !ok {
+		return Addr{}, fmt.Errorf("address %q: unsupported scheme %q (supported: %s)", s, raw, schemeNames)
+	}
+	defPort := DefaultPort
+	if scheme == "ssl" {
+		defPort = DefaultTLSPort
 	}
 	if i := strings.IndexAny(rest, "?#"); i >= 0 {
 		if rest[i] == '#' {
@@ -323,8 +351,12 @@ func parseAddr(s string) (Addr, error) {
 		}
 		key, _, _ := strings.Cut(rest[i+1:], "&")
 		key, _, _ = strings.Cut(key, "=")
-		return Addr{}, fmt.Errorf("address %q: option %q: addresses take no options; failover options go after the list: failover:(%s)?option=value",
-			s, key, s[:len(s)-len(rest)+i])
+		hint := ""
+		if scheme == "ssl" {
+			hint = "; TLS settings go in Options.TLS"
+		}
+		return Addr{}, fmt.Errorf("address %q: option %q: addresses take no options; failover options go after the list: failover:(%s)?option=value%s",
+			s, key, s[:len(s)-len(rest)+i], hint)
 	}
 	rest = strings.TrimSuffix(rest, "/")
 	if strings.ContainsAny(rest, "/") {
@@ -333,15 +365,16 @@ func parseAddr(s string) (Addr, error) {
 	if strings.ContainsRune(rest, '@') {
 		return Addr{}, fmt.Errorf("address %q: user info is not allowed (set Options.Login and Passcode)", s)
 	}
-	host, port, err := splitHostPort(rest)
+	host, port, err := splitHostPort(rest, defPort)
 	if err != nil {
 		return Addr{}, fmt.Errorf("address %q: %w", s, err)
 	}
-	return Addr{Scheme: "tcp", Host: net.JoinHostPort(host, port)}, nil
+	return Addr{Scheme: scheme, Host: net.JoinHostPort(host, port)}, nil
 }
 
-// splitHostPort splits host[:port], defaulting the port, and checks both.
-func splitHostPort(hp string) (host, port string, err error) {
+// splitHostPort splits host[:port], defaulting the port to defPort, and
+// checks both.
+func splitHostPort(hp, defPort string) (host, port string, err error) {
 	switch {
 	case strings.HasPrefix(hp, "["):
 		end := strings.IndexByte(hp, ']')
@@ -351,7 +384,7 @@ func splitHostPort(hp string) (host, port string, err error) {
 		host = hp[1:end]
 		switch after := hp[end+1:]; {
 		case after == "":
-			port = DefaultPort
+			port = defPort
 		case after[0] == ':':
 			port = after[1:]
 		default:
@@ -364,7 +397,7 @@ func splitHostPort(hp string) (host, port string, err error) {
 		var ok bool
 		host, port, ok = strings.Cut(hp, ":")
 		if !ok {
-			port = DefaultPort
+			port = defPort
 		}
 		if strings.ContainsRune(port, ':') {
 			return "", "", errors.New("an IPv6 address needs brackets: [::1]:61613")
@@ -452,8 +485,8 @@ func (u *URL) validate() error {
 		return errors.New("no broker address")
 	}
 	for _, a := range u.Addrs {
-		if a.Scheme != "tcp" {
-			return fmt.Errorf("address %v: unsupported scheme %q (supported: tcp)", a, a.Scheme)
+		if _, ok := schemes[strings.ToLower(a.Scheme)]; !ok {
+			return fmt.Errorf("address %v: unsupported scheme %q (supported: %s)", a, a.Scheme, schemeNames)
 		}
 		if _, _, err := net.SplitHostPort(a.Host); err != nil {
 			return fmt.Errorf("address %v: %w", a, err)

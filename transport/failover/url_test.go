@@ -8,6 +8,7 @@ import (
 )
 
 func tcp(hostport string) Addr { return Addr{Scheme: "tcp", Host: hostport} }
+func ssl(hostport string) Addr { return Addr{Scheme: "ssl", Host: hostport} }
 
 // withDefaults returns the default URL for addrs, changed by edit.
 func withDefaults(edit func(u *URL), addrs ...Addr) *URL {
@@ -30,7 +31,23 @@ func TestParseURL(t *testing.T) {
 		{"tcp://[::1]:61614", withDefaults(nil, tcp("[::1]:61614"))},
 		{"tcp://[::1]", withDefaults(nil, tcp("[::1]:61613"))},
 		{"  tcp://a:1\n", withDefaults(nil, tcp("a:1"))},
+		{"stomp://a:1", withDefaults(nil, tcp("a:1"))},
+		{"stomp://a", withDefaults(nil, tcp("a:61613"))},
+		{"stomp+tcp://a", withDefaults(nil, tcp("a:61613"))},
+		{"STOMP+TCP://a:2", withDefaults(nil, tcp("a:2"))},
+		{"ssl://a:61614", withDefaults(nil, ssl("a:61614"))},
+		{"ssl://a", withDefaults(nil, ssl("a:61614"))},
+		{"ssl://a:61613", withDefaults(nil, ssl("a:61613"))},
+		{"SSL://a/", withDefaults(nil, ssl("a:61614"))},
+		{"ssl://[::1]", withDefaults(nil, ssl("[::1]:61614"))},
+		{"ssl://127.0.0.1:9", withDefaults(nil, ssl("127.0.0.1:9"))},
+		{"stomp+ssl://a", withDefaults(nil, ssl("a:61614"))},
+		{"Stomp+SSL://a:3", withDefaults(nil, ssl("a:3"))},
 		{"failover:tcp://a:1", withDefaults(nil, tcp("a:1"))},
+		{"failover:(ssl://a,ssl://b)", withDefaults(nil, ssl("a:61614"), ssl("b:61614"))},
+		{"failover:(ssl://a,tcp://a,stomp://b,stomp+ssl://b:1)?randomize=false",
+			withDefaults(func(u *URL) { u.Randomize = false }, ssl("a:61614"), tcp("a:61613"), tcp("b:61613"), ssl("b:1"))},
+		{"failover:ssl://a,tcp://b", withDefaults(nil, ssl("a:61614"), tcp("b:61613"))},
 		{"failover:tcp://a:1,tcp://b:2", withDefaults(nil, tcp("a:1"), tcp("b:2"))},
 		{"failover:(tcp://a:1,tcp://b:2)", withDefaults(nil, tcp("a:1"), tcp("b:2"))},
 		{"failover://(tcp://a:1, tcp://b:2)", withDefaults(nil, tcp("a:1"), tcp("b:2"))},
@@ -76,9 +93,15 @@ func TestParseURLErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"", "want scheme://host:port"},
 		{"a:61613", "want scheme://host:port"},
-		{"ssl://a:61614", "ssl:// is not supported yet"},
-		{"failover:(tcp://a:1,ssl://b:2)", "ssl:// is not supported yet"},
-		{"nio://a:1", `unsupported scheme "nio"`},
+		{"nio://a:1", `unsupported scheme "nio" (supported: tcp, stomp, stomp+tcp, ssl, stomp+ssl)`},
+		{"nio+ssl://a:1", `unsupported scheme "nio+ssl"`},
+		{"stomp+nio://a:1", `unsupported scheme "stomp+nio"`},
+		{"tls://a:1", `unsupported scheme "tls"`},
+		{"failover:(ssl://a:1,https://b:2)", `unsupported scheme "https"`},
+		{"ssl://a:1?transport.verifyHostName=false", `option "transport.verifyHostName": addresses take no options; failover options go after the list: failover:(ssl://a:1)?option=value; TLS settings go in Options.TLS`},
+		{"ssl://", "no host"},
+		{"ssl://a:0", `invalid port "0"`},
+		{"stomp+ssl://::1", "needs brackets"},
 		{"tcp://a:1?randomize=false", `option "randomize": addresses take no options`},
 		{"failover:tcp://a:1,tcp://b:2?randomize=false", `option "randomize": addresses take no options; failover options go after the list: failover:(tcp://b:2)?option=value`},
 		{"failover:(tcp://a:1?wireFormat.maxInactivityDuration=0)", `option "wireFormat.maxInactivityDuration"`},
@@ -130,6 +153,65 @@ func TestParseURLErrors(t *testing.T) {
 		}
 		if !strings.HasPrefix(err.Error(), "failover: URL ") {
 			t.Errorf("ParseURL(%q) error %q does not name the URL", tt.in, err)
+		}
+	}
+}
+
+func TestAddrTLS(t *testing.T) {
+	for scheme, want := range map[string]bool{
+		"tcp": false, "stomp": false, "stomp+tcp": false, "STOMP": false, "nio": false, "": false,
+		"ssl": true, "SSL": true, "stomp+ssl": true, "Stomp+Ssl": true,
+	} {
+		if got := (Addr{Scheme: scheme, Host: "a:1"}).TLS(); got != want {
+			t.Errorf("Addr{Scheme: %q}.TLS() = %v, want %v", scheme, got, want)
+		}
+	}
+}
+
+func TestValidateSchemes(t *testing.T) {
+	// A URL built by hand may spell a scheme as ParseURL accepts it.
+	for _, scheme := range []string{"tcp", "ssl", "stomp", "stomp+tcp", "stomp+ssl", "SSL"} {
+		u := withDefaults(nil, Addr{Scheme: scheme, Host: "a:1"})
+		if err := u.validate(); err != nil {
+			t.Errorf("scheme %q: %v", scheme, err)
+		}
+	}
+	for _, scheme := range []string{"", "nio", "tls", "https"} {
+		u := withDefaults(nil, Addr{Scheme: scheme, Host: "a:1"})
+		if err := u.validate(); err == nil || !strings.Contains(err.Error(), "unsupported scheme") {
+			t.Errorf("scheme %q: %v, want unsupported scheme", scheme, err)
+		}
+	}
+}
+
+func TestParseAnnounced(t *testing.T) {
+	tests := []struct {
+		entry string
+		via   Addr
+		want  Addr
+	}{
+		{"tcp://b:1", tcp("a:1"), tcp("b:1")},
+		{"tcp://b:1", ssl("a:1"), tcp("b:1")},
+		{"ssl://b:2", tcp("a:1"), ssl("b:2")},
+		{"stomp+ssl://b", tcp("a:1"), ssl("b:61614")},
+		{"stomp://b", ssl("a:1"), tcp("b:61613")},
+		// A bare entry is reached as the announcing broker was.
+		{"b:3", tcp("a:1"), tcp("b:3")},
+		{"b:3", ssl("a:1"), ssl("b:3")},
+		{"b", tcp("a:1"), tcp("b:61613")},
+		{"b", ssl("a:1"), ssl("b:61614")},
+		{"[::1]:4", ssl("a:1"), ssl("[::1]:4")},
+		{"b:3", Addr{Scheme: "stomp+ssl", Host: "a:1"}, ssl("b:3")},
+	}
+	for _, tt := range tests {
+		got, err := parseAnnounced(tt.entry, tt.via)
+		if err != nil || got != tt.want {
+			t.Errorf("parseAnnounced(%q, %v) = %v, %v; want %v", tt.entry, tt.via, got, err, tt.want)
+		}
+	}
+	for _, entry := range []string{"nio://b:1", "b:x", "b:1/path", "b:1?x=y", "::1"} {
+		if a, err := parseAnnounced(entry, ssl("a:1")); err == nil {
+			t.Errorf("parseAnnounced(%q) = %v, want an error", entry, a)
 		}
 	}
 }
@@ -195,6 +277,12 @@ func FuzzParseURL(f *testing.F) {
 		"failover://(tcp://a)?reconnectDelayExponent=1.5&maxReconnectAttempts=3",
 		"failover:(tcp://a:1)?maxReconnectDelay=%31&&",
 		"ssl://a:1",
+		"ssl://a",
+		"stomp+ssl://[::1]",
+		"stomp://a,stomp+tcp://b:2",
+		"failover:(ssl://a:61614,tcp://b:61613,stomp+ssl://c)?randomize=false&maxReconnectAttempts=2",
+		"failover:ssl://a:1,ssl://[::1]:2",
+		"ssl://a:1?transport.verifyHostName=false",
 		"failover:(tcp://a:1)?x=y",
 	} {
 		f.Add(s)

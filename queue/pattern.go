@@ -1,0 +1,85 @@
+package queue
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Pattern matches destination names with ActiveMQ's wildcards, for rules
+// that name many destinations at once (authorization entries, limits):
+// names are paths of elements separated by ".", "*" stands for any one
+// element, and ">" as the last element for any number of them, none
+// included, so "orders.>" matches "orders", "orders.eu" and
+// "orders.eu.paid". A pattern matches names, not destinations: the rule
+// that holds it says whether it is about queues or topics.
+type Pattern struct {
+	src   string
+	elems []string // nil for ">" alone
+	rest  bool     // ends with ">"
+}
+
+// CompilePattern parses a pattern. ">" may only be the last element, and
+// no element may be empty.
+func CompilePattern(s string) (Pattern, error) {
+	if s == "" {
+		return Pattern{}, fmt.Errorf("empty destination pattern")
+	}
+	elems := strings.Split(s, ".")
+	p := Pattern{src: s}
+	for i, e := range elems {
+		switch {
+		case e == "":
+			return Pattern{}, fmt.Errorf("destination pattern %q: empty element", s)
+		case e == ">" && i != len(elems)-1:
+			return Pattern{}, fmt.Errorf("destination pattern %q: > must be the last element", s)
+		case e == ">":
+			p.rest = true
+		case e != "*" && strings.ContainsAny(e, "*>"):
+			return Pattern{}, fmt.Errorf("destination pattern %q: * and > stand for whole elements", s)
+		default:
+			p.elems = append(p.elems, e)
+		}
+	}
+	return p, nil
+}
+
+// MustCompilePattern is CompilePattern for patterns known to be valid.
+func MustCompilePattern(s string) Pattern {
+	p, err := CompilePattern(s)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// String returns the pattern as written.
+func (p Pattern) String() string { return p.src }
+
+// Match reports whether name (without /queue/ or /topic/) matches p,
+// element by element and without allocating.
+func (p Pattern) Match(name string) bool {
+	rest, consumed := name, false
+	for _, e := range p.elems {
+		if consumed {
+			return false // the name has fewer elements than the pattern
+		}
+		el, r, more := strings.Cut(rest, ".")
+		if e != "*" && e != el {
+			return false
+		}
+		rest, consumed = r, !more
+	}
+	return p.rest || consumed
+}
+
+// SplitDestination splits a destination into its kind ("queue" or
+// "topic") and name; ok is false for anything else.
+func SplitDestination(d string) (kind, name string, ok bool) {
+	switch {
+	case strings.HasPrefix(d, "/queue/"):
+		return "queue", d[len("/queue/"):], true
+	case strings.HasPrefix(d, "/topic/"):
+		return "topic", d[len("/topic/"):], true
+	}
+	return "", "", false
+}

@@ -1,0 +1,455 @@
+package test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raftmq/raftmq/node"
+	"github.com/raftmq/raftmq/transport/auth"
+	"github.com/raftmq/raftmq/transport/client"
+	"github.com/raftmq/raftmq/transport/failover"
+	"github.com/raftmq/raftmq/transport/stomp"
+	"github.com/raftmq/raftmq/transport/tlsconf"
+)
+
+// Security through the wire (SECURITY.md): TLS on every listener, logins,
+// rights per destination, and what a broker does with clients that do not
+// belong. Every refusal is checked from the client's side, and after each
+// the broker still serves a well-behaved client.
+
+// pki is a development PKI for one test: the nodes' CA, a CA for client
+// certificates, and a foreign CA nobody trusts.
+type pki struct {
+	t                    testing.TB
+	dir                  string
+	nodes, clients, evil string // CA directories
+}
+
+func newPKI(t testing.TB) *pki {
+	t.Helper()
+	dir := t.TempDir()
+	p := &pki{t: t, dir: dir, nodes: filepath.Join(dir, "nodes"), clients: filepath.Join(dir, "clients"), evil: filepath.Join(dir, "evil")}
+	for _, ca := range []string{p.nodes, p.clients, p.evil} {
+		if err := tlsconf.NewCA(ca, filepath.Base(ca)+"-ca", 24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// issue makes a certificate signed by the CA in caDir; a node certificate
+// serves 127.0.0.1 and localhost.
+func (p *pki) issue(caDir, name string, node bool, notBefore time.Time, validity time.Duration) (cert, key string) {
+	p.t.Helper()
+	req := tlsconf.CertRequest{CADir: caDir, OutDir: caDir, Name: name, Validity: validity, NotBefore: notBefore, Client: true, Server: node}
+	if node {
+		req.Hosts = []string{"127.0.0.1", "localhost"}
+	}
+	cert, key, err := tlsconf.IssueCert(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return cert, key
+}
+
+// nodeFlags are the TLS flags of a node with certificate name.
+func (p *pki) nodeFlags(name string) []string {
+	cert, key := p.issue(p.nodes, name, true, time.Time{}, time.Hour)
+	return []string{"--tls-cert", cert, "--tls-key", key, "--tls-ca", filepath.Join(p.nodes, tlsconf.CACertFile)}
+}
+
+// clientTLS trusts the nodes' CA and, when cert is set, presents it.
+func (p *pki) clientTLS(cert, key string) *tls.Config {
+	p.t.Helper()
+	return p.tlsTrusting(p.nodes, cert, key)
+}
+
+func (p *pki) tlsTrusting(caDir, cert, key string) *tls.Config {
+	p.t.Helper()
+	pem, err := os.ReadFile(filepath.Join(caDir, tlsconf.CACertFile))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if cert != "" {
+		kp, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		c.Certificates = []tls.Certificate{kp}
+	}
+	return c
+}
+
+// writeFile writes a test's configuration file and returns its path.
+func writeFile(t testing.TB, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// usersFile writes a users file; users maps "name" to "password groups".
+func usersFile(t testing.TB, users map[string][2]string) string {
+	t.Helper()
+	var b strings.Builder
+	for name, pw := range users {
+		h, err := auth.HashPassword(pw[0], 4) // bcrypt's minimum cost keeps tests fast
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %s %s\n", name, h, pw[1])
+	}
+	return writeFile(t, "users", b.String())
+}
+
+// tlsRaw dials addr over TLS and returns a raw STOMP connection.
+func tlsRaw(t testing.TB, addr string, conf *tls.Config) (*rawConn, error) {
+	t.Helper()
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: waitLong}, Config: conf}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := nc.(*tls.Conn).HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawConn{t: t, nc: nc, r: stomp.NewReader(nc, stomp.Limits{}), w: stomp.NewWriter(nc)}, nil
+}
+
+// connectAs performs CONNECT on c with a login and returns the answer.
+func (c *rawConn) connectAs(login, passcode string) *stomp.Frame {
+	c.t.Helper()
+	h := []string{"accept-version", "1.2", "host", "localhost"}
+	if login != "" {
+		h = append(h, "login", login, "passcode", passcode)
+	}
+	c.write(frame(stomp.CONNECT, "", h...))
+	f := c.read()
+	if f.Command == stomp.CONNECTED {
+		c.r.SetVersion(stomp.V12)
+		c.w.SetVersion(stomp.V12)
+	}
+	return f
+}
+
+const securityACL = `
+# kind  pattern     rights
+queue   >           read=admins write=admins admin=admins
+topic   >           read=admins write=admins admin=admins
+queue   orders.>    read=consumers write=producers
+queue   public.*    read=*
+topic   prices      read=anonymous
+broker  *           read=admins,ops admin=admins
+`
+
+// TestSecurity runs one broker with TLS everywhere, users and rights,
+// and walks every refusal through the wire.
+func TestSecurity(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	users := usersFile(t, map[string][2]string{
+		"admin":  {"admin-pw", "admins"},
+		"app":    {"app-pw", "producers,consumers"},
+		"writer": {"writer-pw", "producers"},
+		"ops":    {"ops-pw", "ops"},
+	})
+	aclPath := writeFile(t, "acl", securityACL)
+	flags := append(p.nodeFlags("n1"), "--users", users, "--acl", aclPath)
+	s := StartServer(t, raftmqBin, t.TempDir(), flags...)
+	tlsOK := p.clientTLS("", "")
+	admin := api{t: t, addr: s.HTTP, access: Access{Client: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsOK}}, User: "admin", Password: "admin-pw"}}
+
+	// A well-behaved client: TLS and the right password.
+	good := func() {
+		t.Helper()
+		c := dialClient(t, s.Stomp, client.Options{TLS: tlsOK, Login: "app", Passcode: "app-pw"})
+		body := fmt.Sprintf("ok-%d", time.Now().UnixNano())
+		sendR(t, c, "/queue/orders.good", body)
+		sub := subscribe(t, c, "/queue/orders.good", "auto")
+		if got := recv(t, sub); string(got.Body) != body {
+			t.Fatalf("received %q, want %q", got.Body, body)
+		}
+		c.Close()
+	}
+	good()
+
+	t.Run("bad credentials", func(t *testing.T) {
+		for _, cred := range [][2]string{{"app", "wrong"}, {"nobody", "app-pw"}, {"", ""}} {
+			c, err := tlsRaw(t, s.Stomp, tlsOK)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := []string{"accept-version", "1.2", "host", "localhost", "receipt", "c1"}
+			if cred[0] != "" {
+				h = append(h, "login", cred[0], "passcode", cred[1])
+			}
+			c.write(frame(stomp.CONNECT, "", h...))
+			e := c.expectError("authentication failed", "c1")
+			if cred[0] != "" && !strings.Contains(string(e.Body), "bad login or passcode") {
+				t.Errorf("login %q: ERROR body %q does not say bad login or passcode", cred[0], e.Body)
+			}
+		}
+		good()
+	})
+
+	t.Run("forbidden send enqueues nothing", func(t *testing.T) {
+		c, err := tlsRaw(t, s.Stomp, tlsOK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := c.connectAs("app", "app-pw"); f.Command != stomp.CONNECTED {
+			t.Fatalf("CONNECT: %s %q", f.Command, f.Body)
+		}
+		c.write(frame(stomp.SEND, "secret", "destination", "/queue/payroll", "receipt", "s1"))
+		c.expectError("user app is not authorized to write to /queue/payroll", "s1")
+		// Inside a transaction too: refused at the SEND.
+		c2, _ := tlsRaw(t, s.Stomp, tlsOK)
+		c2.connectAs("app", "app-pw")
+		c2.write(frame(stomp.BEGIN, "", "transaction", "tx1"))
+		c2.write(frame(stomp.SEND, "secret", "destination", "/queue/payroll", "transaction", "tx1", "receipt", "s2"))
+		c2.expectError("not authorized to write", "s2")
+		var list node.DestinationList
+		admin.ok(200, "GET", "/api/v1/destinations", "", &list)
+		for _, d := range list.Destinations {
+			if d.Name == "/queue/payroll" && (d.Pending != 0 || d.Enqueued != 0) {
+				t.Fatalf("payroll after refused sends: %+v", d)
+			}
+		}
+		good()
+	})
+
+	t.Run("subscribe without read right", func(t *testing.T) {
+		c, _ := tlsRaw(t, s.Stomp, tlsOK)
+		c.connectAs("writer", "writer-pw")
+		c.write(frame(stomp.SEND, "x", "destination", "/queue/orders.w", "receipt", "r1"))
+		c.expectReceipt("r1")
+		c.write(frame(stomp.SUBSCRIBE, "", "destination", "/queue/orders.w", "id", "1", "receipt", "r2"))
+		c.expectError("user writer is not authorized to read from /queue/orders.w", "r2")
+		// The message it could not take is still there.
+		if d := admin.destination("/queue/orders.w"); d.Pending != 1 {
+			t.Fatalf("orders.w after the refused SUBSCRIBE: %+v", d)
+		}
+		good()
+	})
+
+	t.Run("plaintext client on the TLS port", func(t *testing.T) {
+		c := rawDial(t, s.Stomp, stomp.Limits{})
+		c.write(frame(stomp.CONNECT, "", "accept-version", "1.2", "host", "localhost"))
+		c.expectError("this port speaks TLS", "")
+		good()
+	})
+
+	t.Run("untrusted server certificate", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		_, err := failover.Dial(ctx, "failover:(ssl://"+s.Stomp+")?startupMaxReconnectAttempts=0",
+			failover.Options{TLS: p.tlsTrusting(p.evil, "", ""), Login: "app", Passcode: "app-pw"})
+		if err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("dial trusting another CA: %v, want a certificate error", err)
+		}
+		good()
+	})
+
+	t.Run("admin API", func(t *testing.T) {
+		anon := api{t: t, addr: s.HTTP, access: Access{Client: admin.access.Client}}
+		code, _ := anon.do("GET", "/api/v1/destinations", "")
+		if code != 401 {
+			t.Errorf("no credentials: %d, want 401", code)
+		}
+		wrong := api{t: t, addr: s.HTTP, access: Access{Client: admin.access.Client, User: "admin", Password: "nope"}}
+		wrong.fails(401, "GET", "/api/v1/destinations", "", "authentication failed")
+		app := api{t: t, addr: s.HTTP, access: Access{Client: admin.access.Client, User: "app", Password: "app-pw"}}
+		app.fails(403, "GET", "/api/v1/destinations", "", "user app has no read right on the broker")
+		app.fails(403, "POST", "/api/v1/queues/orders.w/purge", "", "user app has no admin right on /queue/orders.w")
+		ops := api{t: t, addr: s.HTTP, access: Access{Client: admin.access.Client, User: "ops", Password: "ops-pw"}}
+		ops.ok(200, "GET", "/api/v1/destinations", "", nil)
+		ops.fails(403, "POST", "/api/v1/queues/orders.w/purge", "", "no admin right")
+		ops.fails(403, "GET", "/api/v1/queues/orders.w/messages", "", "no read right on /queue/orders.w")
+		// Probes need no login; the console asks the browser for one.
+		anon.ok(200, "GET", "/healthz", "", nil)
+		code, _ = anon.do("GET", "/", "")
+		if code != 401 {
+			t.Errorf("console without credentials: %d, want 401", code)
+		}
+		// Plain HTTP on the HTTPS port.
+		resp, err := http.Get("http://" + s.HTTP + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != 400 {
+				t.Errorf("plain HTTP on the HTTPS port: %s, want 400", resp.Status)
+			}
+		}
+		admin.ok(200, "POST", "/api/v1/queues/orders.w/purge", "", nil)
+	})
+
+	t.Run("reload rights on SIGHUP", func(t *testing.T) {
+		c, _ := tlsRaw(t, s.Stomp, tlsOK)
+		c.connectAs("writer", "writer-pw")
+		if err := os.WriteFile(aclPath, []byte(securityACL+"queue payroll write=producers\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := s.CountLog("users and rights reloaded")
+		if err := syscall.Kill(s.Pid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		Eventually(t, waitLong, "the reload", func() bool { return s.CountLog("users and rights reloaded") > before })
+		// The connection opened before the reload gets the new right.
+		c.write(frame(stomp.SEND, "now allowed", "destination", "/queue/payroll", "receipt", "p1"))
+		c.expectReceipt("p1")
+		// A broken file keeps the rules in force.
+		if err := os.WriteFile(aclPath, []byte("queue payroll bogus=x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		failed := s.CountLog("reload on SIGHUP failed")
+		syscall.Kill(s.Pid(), syscall.SIGHUP)
+		Eventually(t, waitLong, "the failed reload", func() bool { return s.CountLog("reload on SIGHUP failed") > failed })
+		c.write(frame(stomp.SEND, "still allowed", "destination", "/queue/payroll", "receipt", "p2"))
+		c.expectReceipt("p2")
+		good()
+	})
+}
+
+// TestClientCertificates requires client certificates on the STOMP
+// listener: one from the clients' CA gets in, an expired one, one from
+// an unknown CA and none at all do not.
+func TestClientCertificates(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	flags := append(p.nodeFlags("n1"), "--stomp-client-certs", "require", "--stomp-client-ca", filepath.Join(p.clients, tlsconf.CACertFile))
+	s := StartServer(t, raftmqBin, t.TempDir(), flags...)
+
+	okCert, okKey := p.issue(p.clients, "app", false, time.Time{}, time.Hour)
+	expCert, expKey := p.issue(p.clients, "old", false, time.Now().Add(-48*time.Hour), 24*time.Hour)
+	evilCert, evilKey := p.issue(p.evil, "intruder", false, time.Time{}, time.Hour)
+	// A node certificate is no client certificate here: the nodes' CA
+	// is not the clients'.
+	nodeCert, nodeKey := p.issue(p.nodes, "n9", true, time.Time{}, time.Hour)
+
+	c, err := tlsRaw(t, s.Stomp, p.clientTLS(okCert, okKey))
+	if err != nil {
+		t.Fatalf("valid client certificate: %v", err)
+	}
+	if f := c.connectAs("", ""); f.Command != stomp.CONNECTED {
+		t.Fatalf("valid client certificate: %s %q", f.Command, f.Body)
+	}
+	for _, bad := range []struct{ name, cert, key string }{
+		{"expired", expCert, expKey},
+		{"unknown CA", evilCert, evilKey},
+		{"node CA", nodeCert, nodeKey},
+		{"no certificate", "", ""},
+	} {
+		c, err := tlsRaw(t, s.Stomp, p.clientTLS(bad.cert, bad.key))
+		if err == nil {
+			// TLS 1.3 finishes the client's side of the handshake before
+			// the server judges its certificate: the refusal comes as an
+			// alert on the first read.
+			c.write(frame(stomp.CONNECT, "", "accept-version", "1.2", "host", "localhost"))
+			c.nc.SetReadDeadline(time.Now().Add(waitLong))
+			_, err = c.r.ReadFrame()
+		}
+		if err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("%s: %v, want a certificate error", bad.name, err)
+		}
+	}
+	Eventually(t, waitLong, "the server to log 4 failed handshakes", func() bool { return s.CountLog("TLS handshake failed") >= 4 })
+	c2, err := tlsRaw(t, s.Stomp, p.clientTLS(okCert, okKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := c2.connectAs("", ""); f.Command != stomp.CONNECTED {
+		t.Fatalf("after the refusals: %s %q", f.Command, f.Body)
+	}
+}
+
+// TestTLSGroup forms a three-node group over mutual TLS, serves clients
+// through an ssl:// failover list, and keeps out a node whose certificate
+// another CA signed.
+func TestTLSGroup(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	users := usersFile(t, map[string][2]string{"admin": {"admin-pw", "admins"}, "node": {"node-pw", "admins"}})
+	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: p.clientTLS("", "")}}
+	names := []string{"n1", "n2", "n3"}
+	g := StartGroupWith(t, raftmqBin, GroupOptions{
+		Extra: []string{"--users", users, "--broker-user", "node", "--broker-password", "node-pw"},
+		NodeExtra: func(i int) []string {
+			return p.nodeFlags(names[i])
+		},
+		Access: Access{Client: httpc, User: "admin", Password: "admin-pw"},
+	})
+	leader := g.WaitLeader(30 * time.Second)
+
+	// Clients through an ssl:// failover list.
+	var addrs []string
+	for _, s := range g.Nodes {
+		addrs = append(addrs, "ssl://"+s.Stomp)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	fc, err := failover.Dial(ctx, "failover:("+strings.Join(addrs, ",")+")?randomize=false",
+		failover.Options{TLS: p.clientTLS("", ""), Login: "admin", Passcode: "admin-pw"})
+	if err != nil {
+		t.Fatalf("failover over TLS: %v", err)
+	}
+	defer fc.Close()
+	if brokers := fc.Connected().Get(node.BrokersHeader); !strings.Contains(brokers, "ssl://") {
+		t.Errorf("CONNECTED lists %q, want ssl:// addresses", brokers)
+	}
+	if err := fc.Send(ctx, "/queue/tls", []byte("over mutual TLS")); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+
+	// An intruder with a foreign certificate (and even the right
+	// password) cannot join.
+	evilCert, evilKey := p.issue(p.evil, "n4", true, time.Time{}, time.Hour)
+	intruder := g.newNode(3, fmt.Sprintf("127.0.0.1:%d", FreePort(t)), []string{"--join", g.Nodes[leader].HTTP,
+		"--users", users, "--broker-user", "node", "--broker-password", "node-pw",
+		"--tls-cert", evilCert, "--tls-key", evilKey, "--tls-ca", filepath.Join(p.evil, tlsconf.CACertFile)})
+	intruder.Start()
+	Eventually(t, 30*time.Second, "the intruder's join to fail on the certificate", func() bool {
+		return intruder.CountLog("certificate") > 0
+	})
+	// Nor can a node whose certificate is right but whose raft traffic
+	// comes from another CA: dial the leader's raft port directly.
+	var members []node.Member
+	if err := g.Access.getJSON(g.Nodes[leader].HTTP, "/api/v1/members", &members); err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 3 {
+		t.Fatalf("members after the intruder tried: %+v", members)
+	}
+	for _, m := range members {
+		conn, err := tls.Dial("tcp", m.RaftAddr, p.tlsTrusting(p.nodes, evilCert, evilKey))
+		if err == nil {
+			// The server's verdict on our certificate arrives on read.
+			conn.SetReadDeadline(time.Now().Add(waitLong))
+			_, err = conn.Read(make([]byte, 1))
+			conn.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("raft port of %s with a foreign certificate: %v, want a certificate error", m.ID, err)
+		}
+	}
+	if err := fc.Send(ctx, "/queue/tls", []byte("still serving")); err != nil {
+		t.Fatalf("send after the intruder: %v", err)
+	}
+}

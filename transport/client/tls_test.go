@@ -1,0 +1,134 @@
+package client
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfSigned returns a server configuration presenting a self-signed ECDSA
+// P-256 certificate for names (IP addresses or DNS names), and a pool
+// that trusts it.
+func selfSigned(t *testing.T, names ...string) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "client test broker"},
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
+}
+
+// newTLSBroker is the fake broker behind a TLS listener.
+func newTLSBroker(t *testing.T, cfg *tls.Config) *fakeBroker {
+	b := newFakeBroker(t)
+	b.ln = tls.NewListener(b.ln, cfg)
+	return b.start()
+}
+
+func TestDialTLS(t *testing.T) {
+	srv, pool := selfSigned(t, "127.0.0.1")
+	b := newTLSBroker(t, srv)
+	cfg := &tls.Config{RootCAs: pool}
+	c, err := Dial(testCtx(t), b.addr(), Options{TLS: cfg})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	if cfg.ServerName != "" {
+		t.Errorf("Dial changed the caller's config: ServerName %q", cfg.ServerName)
+	}
+	if err := c.SendReceipt(testCtx(t), "/queue/q", []byte("x")); err != nil {
+		t.Fatalf("SendReceipt: %v", err)
+	}
+	b.next(t) // CONNECT
+	if f := b.next(t); f.Get("destination") != "/queue/q" || string(f.Body) != "x" {
+		t.Fatalf("broker received %v %q", f.Headers, f.Body)
+	}
+}
+
+func TestDialTLSServerName(t *testing.T) {
+	// A certificate for a name, dialled by IP: the config's ServerName is
+	// the name verified.
+	srv, pool := selfSigned(t, "broker.example")
+	b := newTLSBroker(t, srv)
+	c, err := Dial(testCtx(t), b.addr(), Options{TLS: &tls.Config{RootCAs: pool, ServerName: "broker.example"}})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	_ = c.Close()
+
+	_, err = Dial(testCtx(t), b.addr(), Options{TLS: &tls.Config{RootCAs: pool}})
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Fatalf("Dial by IP to a certificate for a name: %v, want a host name error", err)
+	}
+}
+
+func TestDialTLSHandshakeErrors(t *testing.T) {
+	srv, _ := selfSigned(t, "127.0.0.1")
+	_, otherPool := selfSigned(t, "127.0.0.1")
+	b := newTLSBroker(t, srv)
+	_, err := Dial(testCtx(t), b.addr(), Options{TLS: &tls.Config{RootCAs: otherPool}})
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &cve) {
+		t.Fatalf("Dial: %v, want a *tls.CertificateVerificationError", err)
+	}
+	want := "client: TLS handshake with " + b.addr() + ": tls: failed to verify certificate: x509: certificate signed by unknown authority"
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("Dial: %q, want it to contain %q", err, want)
+	}
+
+	// A plain server answers the ClientHello with an ERROR frame.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = nc.Write([]byte("ERROR\nmessage:malformed frame\n\n\x00"))
+		_ = nc.Close()
+	}()
+	_, err = Dial(testCtx(t), ln.Addr().String(), Options{TLS: &tls.Config{RootCAs: otherPool}})
+	if err == nil || !strings.Contains(err.Error(), "client: TLS handshake with "+ln.Addr().String()+": ") {
+		t.Fatalf("Dial to a plain server over TLS: %v, want a TLS handshake error", err)
+	}
+}
