@@ -36,6 +36,12 @@ const (
 	DefaultMaxBatchBytes      = 4 << 20
 	DefaultMaxInflightEntries = 64
 	DefaultMaxConnections     = 1000
+	// DefaultStoreLimit is the store limit `raftmq server` starts with
+	// (queue.Config.StoreLimit): 2 GiB of messages, which also bounds the
+	// leader's bookkeeping of small ones to about 8 million messages
+	// (queue.MessageOverhead each). A Config used as a library leaves it
+	// at 0, none.
+	DefaultStoreLimit = 2 << 30
 )
 
 // Config is everything one broker process needs. Flags, a config file and

@@ -96,11 +96,23 @@ var (
 	descForwardedOut = prometheus.NewDesc("raftmq_bridge_forwarded_out_total", "Messages this group forwarded to the remote group, acknowledged at the source.", bridgeLabels, nil)
 	descForwardedIn  = prometheus.NewDesc("raftmq_bridge_forwarded_in_total", "Messages forwarded from the remote group into this one.", bridgeLabels, nil)
 	descBridgeDemand = prometheus.NewDesc("raftmq_bridge_destinations", "Destinations the bridge forwards, by way (out, in).", []string{"remote_group", "direction", "way"}, nil)
+	descRefused      = prometheus.NewDesc("raftmq_connections_refused_total", "Client connections refused past --max-connections, since this leader took over.", nil, nil)
+	descTLSFailures  = prometheus.NewDesc("raftmq_tls_handshake_failures_total", "Failed TLS handshakes on the client listener (bad or missing certificates, plaintext clients), since this leader took over.", nil, nil)
+	descAuthFailures = prometheus.NewDesc("raftmq_auth_failures_total", "CONNECT frames refused for their credentials, since this leader took over.", nil, nil)
+	descDenials      = prometheus.NewDesc("raftmq_authorization_denials_total", "SEND and SUBSCRIBE frames refused for want of a right, since this leader took over.", nil, nil)
+	descStoreBytes   = prometheus.NewDesc("raftmq_store_bytes", "Bytes counted against --store-limit: stored persistent messages, 256 bytes of bookkeeping each included.", nil, nil)
+	descStoreLimit   = prometheus.NewDesc("raftmq_store_limit_bytes", "The store limit (absent without one).", nil, nil)
+	descHeld         = prometheus.NewDesc("raftmq_destination_sends_held", "Sends waiting for room in a full queue (producer flow control).", destLabels, nil)
+	descBlocked      = prometheus.NewDesc("raftmq_destination_sends_blocked_total", "Sends that had to wait for room in a full queue.", destLabels, nil)
+	descFailed       = prometheus.NewDesc("raftmq_destination_sends_failed_total", "Sends refused because the queue or the store was full.", destLabels, nil)
+	descCertExpiry   = prometheus.NewDesc("raftmq_tls_certificate_expiry_timestamp_seconds", "When this node's TLS certificate expires (Unix time).", nil, nil)
 	raftStates       = []raft.RaftState{raft.Leader, raft.Follower, raft.Candidate, raft.Shutdown}
 
 	descAllForCollect = []*prometheus.Desc{descRaftState, descRaftTerm, descCommitIndex, descAppliedIndex, descLastContact,
 		descServing, descConnections, descPending, descInFlight, descConsumers, descNetConsumers, descEnqueued,
-		descDequeued, descDeadLettered, descExpired, descOldest, descBridgeUp, descForwardedOut, descForwardedIn, descBridgeDemand}
+		descDequeued, descDeadLettered, descExpired, descOldest, descBridgeUp, descForwardedOut, descForwardedIn, descBridgeDemand,
+		descRefused, descTLSFailures, descAuthFailures, descDenials, descStoreBytes, descStoreLimit, descHeld, descBlocked,
+		descFailed, descCertExpiry}
 )
 
 // nodeCollector reads the node's state at scrape time.
@@ -140,12 +152,24 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descLastContact, time.Since(last).Seconds())
 		}
 	}
+	if n.cfg.TLS != nil {
+		gauge(descCertExpiry, float64(n.cfg.TLS.NotAfter().Unix()))
+	}
 	t := n.servingTerm()
 	gauge(descServing, b2f(t != nil))
 	if t == nil {
 		return
 	}
 	gauge(descConnections, float64(t.srv.NumConns()))
+	sec := t.srv.SecurityStats()
+	counter(descRefused, sec.Refused)
+	counter(descTLSFailures, sec.TLSFailures)
+	counter(descAuthFailures, sec.AuthFailures)
+	counter(descDenials, sec.Denials)
+	gauge(descStoreBytes, float64(t.engine.StoreBytes()))
+	if l := n.cfg.Queue.StoreLimit; l > 0 {
+		gauge(descStoreLimit, float64(l))
+	}
 	for _, d := range t.engine.Destinations(true) {
 		l := []string{d.Name, d.Type}
 		gauge(descPending, float64(d.Pending), l...)
@@ -158,6 +182,11 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descExpired, d.Expired, l...)
 		if d.OldestAgeMs != nil {
 			gauge(descOldest, float64(*d.OldestAgeMs)/1000, l...)
+		}
+		if d.Type == "queue" {
+			gauge(descHeld, float64(d.SendsHeld), l...)
+			counter(descBlocked, d.SendsBlocked, l...)
+			counter(descFailed, d.SendsFailed, l...)
 		}
 	}
 	for _, b := range n.NetworkStatus().Bridges {

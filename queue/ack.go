@@ -271,7 +271,7 @@ func (e *Engine) txWaiter(s *Session, t *tx, done func(error)) *waiter {
 			w.needs[i].msgs++
 			w.needs[i].bytes += size
 			if m.Persistent {
-				w.store += size
+				w.store += storeCost(m.Size())
 			}
 		}
 	}
@@ -285,7 +285,7 @@ func (e *Engine) txWaiter(s *Session, t *tx, done func(error)) *waiter {
 		}
 		size := int64(r.meta.Size)
 		if r.persistent {
-			w.store -= size
+			w.store -= storeCost(r.meta.Size)
 		}
 		if i := slices.IndexFunc(w.needs, func(n need) bool { return n.q == d.q }); i >= 0 {
 			w.needs[i].msgs--

@@ -60,9 +60,11 @@ type Config struct {
 	QueueLimits []LimitRule
 	// StoreLimit bounds the persistent message bytes stored in all of the
 	// group's queues together, durable subscriptions' and dead-letter
-	// queues included (ActiveMQ's storeUsage); 0 means none. When it is
-	// reached, sends to every queue are held or refused, as that queue's
-	// OnFull says.
+	// queues included (ActiveMQ's storeUsage); 0 means none. Each message
+	// counts MessageOverhead bytes beyond its own, so that the limit also
+	// bounds the leader's memory of small messages. When it is reached,
+	// sends to every queue are held or refused, as that queue's OnFull
+	// says.
 	StoreLimit int64
 	// Logger receives the engine's warnings (slog.Default() when nil).
 	Logger *slog.Logger

@@ -294,7 +294,7 @@ func (e *Engine) insert(q *destQueue, r *ref) {
 	r.state = refPending
 	if r.persistent {
 		q.refs[r.seq] = r
-		e.storeBytes += int64(r.meta.Size)
+		e.storeBytes += storeCost(r.meta.Size)
 	}
 	q.msgs++
 	q.bytes += int64(r.meta.Size)
@@ -353,7 +353,7 @@ func (e *Engine) drop(q *destQueue, r *ref) {
 		if q.refs[r.seq] == r {
 			delete(q.refs, r.seq)
 		}
-		e.storeBytes -= int64(r.meta.Size)
+		e.storeBytes -= storeCost(r.meta.Size)
 	}
 	q.msgs--
 	q.bytes -= int64(r.meta.Size)

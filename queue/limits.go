@@ -192,6 +192,18 @@ func (q *destQueue) queueFull(n, size int64) *FullError {
 	return nil
 }
 
+// MessageOverhead is what each stored message costs against StoreLimit
+// beyond its own bytes: the leader keeps every stored message's
+// bookkeeping in memory (its ref, its entries in the queue's index and
+// pending list: about 200 bytes by the structures' sizes, not measured),
+// so that StoreLimit bounds that memory too, however small the messages
+// are, and the store's own per-message keys.
+const MessageOverhead = 256
+
+// storeCost is what a persistent message of size bytes counts against
+// StoreLimit.
+func storeCost(size int) int64 { return int64(size) + MessageOverhead }
+
 // storeFull returns why size more persistent bytes, sent to the queue
 // dest, do not fit in the store now, or nil. An empty store takes any
 // number of bytes.
@@ -243,7 +255,7 @@ func (e *Engine) reserve(q *destQueue, m *fsm.Message) {
 	q.rsvMsgs++
 	q.rsvBytes += r.size
 	if r.persistent {
-		e.storeRsv += r.size
+		e.storeRsv += storeCost(int(r.size))
 	}
 	e.rsv[m.ID] = r
 }
@@ -259,7 +271,7 @@ func (e *Engine) unreserve(id string) bool {
 	r.q.rsvMsgs--
 	r.q.rsvBytes -= r.size
 	if r.persistent {
-		e.storeRsv -= r.size
+		e.storeRsv -= storeCost(int(r.size))
 	}
 	return true
 }

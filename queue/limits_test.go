@@ -336,7 +336,7 @@ func TestLimitBytes(t *testing.T) {
 }
 
 func TestStoreLimitAcrossQueues(t *testing.T) {
-	size := int64(pmsg("/queue/a", strings.Repeat("x", 1000)).Size()) + int64(len("ID:raftmq-00000000-1"))
+	size := int64(pmsg("/queue/a", strings.Repeat("x", 1000)).Size()) + int64(len("ID:raftmq-00000000-1")) + MessageOverhead
 	e, _ := newEngine(t, Config{StoreLimit: 3 * size, QueueLimit: DestLimit{OnFull: Fail}})
 	p, _ := open(t, e, "")
 	body := strings.Repeat("x", 1000)

@@ -199,7 +199,7 @@ func (s *Session) sendLimited(q *destQueue, m *fsm.Message, done func(error)) er
 	size := int64(m.Size())
 	var store int64
 	if m.Persistent {
-		store = size
+		store = storeCost(m.Size())
 	}
 	full := q.queueFull(1, size)
 	if full == nil {

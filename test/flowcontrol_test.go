@@ -41,6 +41,9 @@ func TestConnectionLimit(t *testing.T) {
 		c.write(frame(stomp.SEND, "x", "destination", "/queue/limit", "receipt", fmt.Sprint(i)))
 		c.expectReceipt(fmt.Sprint(i))
 	}
+	if m := scrape(t, s.HTTP); m["raftmq_connections_refused_total"] != 20 {
+		t.Errorf("raftmq_connections_refused_total = %v, want 20", m["raftmq_connections_refused_total"])
+	}
 	open[0].nc.Close()
 	Eventually(t, waitLong, "a freed slot to be taken", func() bool {
 		nc, err := net.DialTimeout("tcp", s.Stomp, waitLong)
@@ -86,6 +89,10 @@ func TestProducerFlowControl(t *testing.T) {
 		d := a.destination("/queue/fail.q")
 		if d.Pending != 10 || d.SendsFailed != 1 || d.MaxMessages != 10 {
 			t.Fatalf("fail.q after the refused send: %+v", d)
+		}
+		m := scrape(t, s.HTTP)
+		if l := "{destination=/queue/fail.q,type=queue}"; m["raftmq_destination_sends_failed_total"+l] != 1 || m["raftmq_store_bytes"] <= 0 {
+			t.Errorf("metrics: sends failed %v, store bytes %v", m["raftmq_destination_sends_failed_total"+l], m["raftmq_store_bytes"])
 		}
 		good()
 	})

@@ -92,7 +92,11 @@ func StartGroupWith(t testing.TB, bin string, o GroupOptions) *Group {
 		g.joins = append(g.joins, fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
 	}
 	for i := range o.Size {
-		flags := append([]string{"--bootstrap-expect", fmt.Sprint(o.Size), "--join", strings.Join(g.joins, ",")}, o.Extra...)
+		var flags []string
+		if o.Size > 1 { // a single node forms its group alone
+			flags = []string{"--bootstrap-expect", fmt.Sprint(o.Size), "--join", strings.Join(g.joins, ",")}
+		}
+		flags = append(flags, o.Extra...)
 		if o.NodeExtra != nil {
 			flags = append(flags, o.NodeExtra(i)...)
 		}

@@ -71,7 +71,7 @@ func (g *Group) NetworkStatus() (network.Status, error) {
 			continue
 		}
 		var st network.Status
-		if err = getJSON(s.HTTP, "/api/v1/network", &st); err != nil {
+		if err = g.Access.getJSON(s.HTTP, "/api/v1/network", &st); err != nil {
 			continue
 		}
 		if !st.Leader {

@@ -453,3 +453,97 @@ func TestTLSGroup(t *testing.T) {
 		t.Fatalf("send after the intruder: %v", err)
 	}
 }
+
+// TestSecureBridge links two groups that both require TLS and logins: the
+// bridge authenticates as the configured broker user over TLS and moves
+// messages; a bridge whose password is wrong moves none and loses none.
+func TestSecureBridge(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	users := usersFile(t, map[string][2]string{
+		"admin":  {"admin-pw", "admins"},
+		"bridge": {"bridge-pw", "bridges"},
+		"app":    {"app-pw", "apps"},
+	})
+	acl := writeFile(t, "acl", `
+queue   >          read=admins,bridges,apps write=admins,bridges,apps admin=admins
+topic   raftmq.>   read=bridges
+broker  *          read=admins admin=admins,bridges
+`)
+	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: p.clientTLS("", "")}}
+	access := Access{Client: httpc, User: "admin", Password: "admin-pw"}
+	common := []string{"--users", users, "--acl", acl, "--broker-user", "bridge"}
+	start := func(name, password string, extra ...string) *Group {
+		return StartGroupWith(t, raftmqBin, GroupOptions{
+			Name: name, Size: 1, Access: access,
+			Extra:     append(append(append([]string{}, common...), "--broker-password", password), extra...),
+			NodeExtra: func(int) []string { return p.nodeFlags(name) },
+		})
+	}
+	b := start("B", "bridge-pw")
+	link := "static:(ssl://" + b.Nodes[0].Stomp + ")"
+	a := start("A", "bridge-pw", "--network", link)
+	a.WaitBridge(networkWait, "B", "outbound", nil)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	opts := failover.Options{TLS: p.clientTLS("", ""), Login: "app", Passcode: "app-pw"}
+	cons, err := failover.Dial(ctx, "ssl://"+b.Nodes[0].Stomp, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	sub, err := cons.Subscribe(ctx, "/queue/bridged", "client-individual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := failover.Dial(ctx, "ssl://"+a.Nodes[0].Stomp, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for i := range 20 {
+		if err := prod.Send(ctx, "/queue/bridged", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		select {
+		case m := <-sub.C():
+			if err := cons.Ack(m, ""); err != nil {
+				t.Fatal(err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("received %d of 20 on B across the bridge", i)
+		}
+	}
+
+	// A third group whose bridge logs in with the wrong password.
+	c := start("C", "wrong-pw", "--network", link)
+	Eventually(t, networkWait, "C's bridge to fail on its login", func() bool {
+		st, err := c.NetworkStatus()
+		if err != nil {
+			return false
+		}
+		br := FindBridge(st, "", "outbound")
+		return br != nil && strings.Contains(br.LastError, "authentication failed")
+	})
+	cprod, err := failover.Dial(ctx, "ssl://"+c.Nodes[0].Stomp, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cprod.Close()
+	if err := cprod.Send(ctx, "/queue/bridged", []byte("kept on C")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(quiet)
+	var list node.DestinationList
+	if err := access.getJSON(c.Nodes[0].HTTP, "/api/v1/destinations", &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range list.Destinations {
+		if d.Name == "/queue/bridged" && d.Pending != 1 {
+			t.Fatalf("C's queue behind a refused bridge: %+v, want the message kept", d)
+		}
+	}
+}

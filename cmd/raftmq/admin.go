@@ -27,11 +27,13 @@ type adminFlags struct {
 	addrs   string
 	timeout time.Duration
 	json    bool
+	sec     clientSecurity
 }
 
 func (a *adminFlags) register(fs *flag.FlagSet, withJSON bool) {
 	fs.StringVar(&a.addrs, "http", node.DefaultHTTPAddr, "admin address of any member; a comma-separated list is tried in order")
 	fs.DurationVar(&a.timeout, "timeout", 10*time.Second, "give up after this long")
+	a.sec.register(fs)
 	if withJSON {
 		fs.BoolVar(&a.json, "json", false, "print the API's JSON instead of a table")
 	}
@@ -50,18 +52,23 @@ func (a *adminFlags) call(method, uri string, body any, out any) error {
 			return err
 		}
 	}
+	hc, err := a.sec.httpClient()
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, addr := range strings.Split(a.addrs, ",") {
 		addr = strings.TrimSpace(addr)
 		if addr == "" {
 			continue
 		}
-		req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+uri, bytes.NewReader(payload))
+		req, err := http.NewRequestWithContext(ctx, method, a.sec.adminURL(addr, uri), bytes.NewReader(payload))
 		if err != nil {
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		a.sec.authorize(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -31,6 +31,8 @@ type benchConfig struct {
 	persistent bool
 	ack        string
 	timeout    time.Duration
+	// conn holds the login and TLS settings of every connection.
+	conn failover.Options
 }
 
 func runBench(args []string) error {
@@ -39,6 +41,8 @@ func runBench(args []string) error {
 	fs.StringVar(&c.addr, "url", "tcp://127.0.0.1:61613", "broker URL: tcp://host:port, host:port, or failover:(tcp://h1:61613,...)?options")
 	fs.StringVar(&c.consumeURL, "consume-url", "", "consumers connect here instead of -url: another group of a network, to measure forwarding across a bridge")
 	fs.StringVar(&c.dest, "dest", "/queue/bench", "destination")
+	var sec clientSecurity
+	sec.register(fs)
 	fs.IntVar(&c.producers, "producers", 16, "concurrent producer connections")
 	fs.IntVar(&c.consumers, "consumers", 1, "concurrent consumer connections (0: produce only)")
 	fs.IntVar(&c.messages, "messages", 100000, "messages to send in total")
@@ -54,6 +58,12 @@ func runBench(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	conf, err := sec.tlsConfig()
+	if err != nil {
+		return err
+	}
+	c.conn.Login, c.conn.Passcode = sec.login()
+	c.conn.TLS = conf
 	if c.producers < 1 || c.messages < 1 || c.window < 1 || c.size < 0 {
 		return usageError{errors.New("producers, messages and window must be positive")}
 	}
@@ -93,7 +103,7 @@ func bench(c benchConfig) (*benchResult, error) {
 	var consumerConns []*failover.Client
 	e2e := make([][]time.Duration, c.consumers)
 	for i := 0; i < c.consumers; i++ {
-		conn, err := failover.Dial(ctx, c.consumeURL, failover.Options{})
+		conn, err := failover.Dial(ctx, c.consumeURL, c.conn)
 		if err != nil {
 			return nil, fmt.Errorf("consumer %d: %w", i, err)
 		}
@@ -169,7 +179,7 @@ func bench(c benchConfig) (*benchResult, error) {
 // produce sends n messages on one connection, keeping up to c.window
 // receipts outstanding, and returns each send-to-receipt latency.
 func produce(ctx context.Context, c benchConfig, n int, body []byte, hdr stomp.Header) ([]time.Duration, error) {
-	conn, err := failover.Dial(ctx, c.addr, failover.Options{})
+	conn, err := failover.Dial(ctx, c.addr, c.conn)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,7 @@ var verbs = []verb{
 	{"purge", "delete every message of a queue", runPurge},
 	{"bench", "measure a broker's throughput and latency", runBench},
 	{"cert", "make a development CA and node or client certificates", runCert},
+	{"passwd", "print a users file line with a bcrypt-hashed password", runPasswd},
 	{"version", "print the version", runVersion},
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/node"
+	"github.com/raftmq/raftmq/queue"
 )
 
 // TestMain lets a test run the binary's main in a child process: the test
@@ -74,7 +75,7 @@ func TestParseServerFlags(t *testing.T) {
 	if cfg.ID != def.ID || cfg.Group != def.Group || cfg.DataDir != def.DataDir ||
 		cfg.StompAddr != def.StompAddr || cfg.RaftAddr != def.RaftAddr || cfg.RaftAdvertise != "" ||
 		cfg.Transport.HeartBeat != def.Transport.HeartBeat || cfg.Transport.Limits != def.Transport.Limits ||
-		!reflect.DeepEqual(cfg.Queue, def.Queue) || cfg.SnapshotThreshold != def.SnapshotThreshold ||
+		cfg.Queue.StoreLimit != node.DefaultStoreLimit || !reflect.DeepEqual(withStoreLimit(def.Queue), cfg.Queue) || cfg.SnapshotThreshold != def.SnapshotThreshold ||
 		cfg.Transport.MaxConnections != node.DefaultMaxConnections {
 		t.Errorf("no-flag config differs from node defaults:\n got %+v\nwant %+v", cfg, def)
 	}
@@ -127,4 +128,11 @@ func TestParseHeartBeat(t *testing.T) {
 			t.Errorf("parseHeartBeat(%q) accepted", in)
 		}
 	}
+}
+
+// withStoreLimit is q with the server's default store limit, which the
+// command sets and a library Config leaves at 0.
+func withStoreLimit(q queue.Config) queue.Config {
+	q.StoreLimit = node.DefaultStoreLimit
+	return q
 }

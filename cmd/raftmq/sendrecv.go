@@ -59,8 +59,10 @@ func runSend(args []string) error {
 		timeout    time.Duration
 		headers    headerFlags
 		quiet      bool
+		sec        clientSecurity
 	)
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	sec.register(fs)
 	fs.StringVar(&url, "url", defaultURL, "broker URL: failover:(tcp://h1:61613,tcp://h2:61613,...)?options, or tcp://host:port")
 	fs.StringVar(&dest, "dest", "", "destination: /queue/NAME or /topic/NAME (required)")
 	fs.IntVar(&count, "count", 1, "how many messages to send (each gets the same body)")
@@ -113,7 +115,11 @@ func runSend(args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	c, err := failover.Dial(ctx, url, failover.Options{Logger: clientLogger(), HeartBeat: [2]time.Duration{5 * time.Second, 5 * time.Second}})
+	opts, err := sec.stompOptions()
+	if err != nil {
+		return err
+	}
+	c, err := failover.Dial(ctx, url, opts)
 	if err != nil {
 		return err
 	}
@@ -184,8 +190,10 @@ func runReceive(args []string) error {
 		timeout     time.Duration
 		showHeaders bool
 		prefetch    int
+		sec         clientSecurity
 	)
 	fs := flag.NewFlagSet("receive", flag.ContinueOnError)
+	sec.register(fs)
 	fs.StringVar(&url, "url", defaultURL, "broker URL: failover:(tcp://h1:61613,tcp://h2:61613,...)?options, or tcp://host:port")
 	fs.StringVar(&dest, "dest", "", "destination: /queue/NAME or /topic/NAME (required)")
 	fs.IntVar(&count, "count", 0, "stop after this many messages (0: until interrupted)")
@@ -220,7 +228,11 @@ func runReceive(args []string) error {
 
 	ctx, stop := signalContext()
 	defer stop()
-	c, err := failover.Dial(ctx, url, failover.Options{Logger: clientLogger(), HeartBeat: [2]time.Duration{5 * time.Second, 5 * time.Second}})
+	opts, err := sec.stompOptions()
+	if err != nil {
+		return err
+	}
+	c, err := failover.Dial(ctx, url, opts)
 	if err != nil {
 		return err
 	}

@@ -93,7 +93,8 @@ func newServerFlagSet(cfg *node.Config, sf *serverFlags, def node.Config) *flag.
 	fs.Var(fullPolicyValue{&cfg.Queue.QueueLimit.OnFull}, "queue-full", "what a SEND to a full queue does: block (hold its RECEIPT until there is room: producer flow control) or fail (ERROR)")
 	fs.DurationVar(&cfg.Queue.QueueLimit.BlockTimeout, "queue-block-timeout", def.Queue.QueueLimit.BlockTimeout, "with --queue-full block, fail a SEND held this long (0: wait as long as it takes)")
 	fs.StringVar(&sf.queueLimits, "queue-limits", "", "file of per-queue limits overriding the --queue-* ones (see SECURITY.md)")
-	fs.Var(sizeValue{&cfg.Queue.StoreLimit}, "store-limit", "most persistent message bytes the group stores in all queues together; sends wait or fail beyond it, as their queue's --queue-full says (ActiveMQ's storeUsage)")
+	cfg.Queue.StoreLimit = node.DefaultStoreLimit
+	fs.Var(sizeValue{&cfg.Queue.StoreLimit}, "store-limit", "most persistent message bytes the group stores in all queues together, each message counting 256 bytes more for its bookkeeping; sends wait or fail beyond it, as their queue's --queue-full says (ActiveMQ's storeUsage); 0: no limit")
 	fs.Var(sizeValue{&cfg.Queue.NonPersistentBytes}, "memory-limit", "memory for non-persistent messages waiting for consumers (persistent ones wait on disk; ActiveMQ's memoryUsage)")
 	cfg.Transport.HeartBeat = def.Transport.HeartBeat
 	fs.Var((*heartBeatValue)(&cfg.Transport.HeartBeat), "heartbeat",

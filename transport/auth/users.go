@@ -142,3 +142,11 @@ func HashPassword(password string, cost int) (string, error) {
 	}
 	return string(h), nil
 }
+
+// ValidateUsers reads a users file as the broker would and reports its
+// first mistake (file:line), so tools can check a line before an operator
+// adds it.
+func ValidateUsers(r io.Reader, file string) error {
+	_, err := parseUsers(r, file)
+	return err
+}
