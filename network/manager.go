@@ -184,9 +184,14 @@ func (m *Manager) syncGossip(ctx context.Context, localAddr string) {
 		if !ok || m.dialedBy(g, peers) || m.staticReaches(g) {
 			continue
 		}
+		uris := peerURIs(peers, m.cfg.TLS != nil)
+		if len(uris) == 0 {
+			m.log.Debug("gossip: group announces only plaintext listeners; a TLS node does not bridge to it", "group", g)
+			continue
+		}
 		key := "gossip:" + g
 		want[key] = true
-		url := failoverURL(peerURIs(peers))
+		url := failoverURL(uris)
 		m.mu.Lock()
 		r := m.bridges[key]
 		m.mu.Unlock()
@@ -265,7 +270,8 @@ func sameAddrs(a, b string) bool {
 }
 
 // peerURIs lists a group's client addresses, its leader first.
-func peerURIs(peers []Peer) []string {
+// With tlsOnly (this node uses TLS), plaintext addresses are left out.
+func peerURIs(peers []Peer, tlsOnly bool) []string {
 	slices.SortFunc(peers, func(a, b Peer) int {
 		if a.Leader != b.Leader {
 			if a.Leader {
@@ -280,6 +286,11 @@ func peerURIs(peers []Peer) []string {
 		scheme := "tcp://"
 		if p.TLS {
 			scheme = "ssl://"
+		} else if tlsOnly {
+			// Gossip metadata is not proof: a peer announcing a
+			// plaintext listener would get the bridge's login in the
+			// clear.
+			continue
 		}
 		uris = append(uris, scheme+p.Stomp)
 	}

@@ -118,6 +118,11 @@ func (n *Node) listenStomp() (net.Listener, error) {
 // Authenticate).
 func (n *Node) authenticate(login, passcode string) (transport.Principal, error) {
 	p, err := n.cfg.Guard.Login(login, passcode)
+	if errors.Is(err, auth.ErrBusy) {
+		// A reconnect storm after a leader change: tell clients to
+		// come back rather than give up.
+		return nil, fmt.Errorf("%w (%w)", err, transport.ErrRetryLater)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -140,6 +145,19 @@ func (c clientPrincipal) Name() string {
 }
 func (c clientPrincipal) MaySend(dest string) bool    { return c.g.Allowed(c.p, dest, auth.Write) }
 func (c clientPrincipal) MayReceive(dest string) bool { return c.g.Allowed(c.p, dest, auth.Read) }
+
+// MayBridge needs the broker admin right: a bridge connection makes this
+// group's own bridge to the other group stand by.
+func (c clientPrincipal) MayBridge() bool { return c.g.Allowed(c.p, auth.BrokerResource, auth.Admin) }
+
+// Scope puts a user's durable subscriptions in a namespace of their own;
+// anonymous connections share one.
+func (c clientPrincipal) Scope() string {
+	if c.p.Anonymous {
+		return ""
+	}
+	return c.p.User
+}
 
 // Admin API access. Every request but the probes carries HTTP Basic
 // credentials of a user in the users file once authentication is on; the

@@ -31,7 +31,7 @@ func TestConnectionLimit(t *testing.T) {
 	for range 20 {
 		c := rawDial(t, s.Stomp, stomp.Limits{})
 		f := c.read()
-		if f.Command != stomp.ERROR || !strings.Contains(f.Get("message"), "too many connections: this listener takes at most 5") {
+		if f.Command != stomp.ERROR || !strings.Contains(f.Get("message"), "too many connections: this listener takes at most 5") || f.Get("raftmq-retry") != "true" {
 			t.Fatalf("connection past the limit: %s %v %q", f.Command, f.Headers, f.Body)
 		}
 		c.expectClosed()

@@ -251,6 +251,14 @@ func TestSecurity(t *testing.T) {
 		good()
 	})
 
+	t.Run("posing as a bridge", func(t *testing.T) {
+		c, _ := tlsRaw(t, s.Stomp, tlsOK)
+		c.write(frame(stomp.CONNECT, "", "accept-version", "1.2", "host", "localhost",
+			"login", "app", "passcode", "app-pw", "raftmq-bridge-group", "other", "receipt", "b1"))
+		c.expectError("user app is not authorized to connect as a bridge", "b1")
+		good()
+	})
+
 	t.Run("plaintext client on the TLS port", func(t *testing.T) {
 		c := rawDial(t, s.Stomp, stomp.Limits{})
 		c.write(frame(stomp.CONNECT, "", "accept-version", "1.2", "host", "localhost"))

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -73,10 +74,18 @@ func (c *conn) connect(f *stomp.Frame) error {
 		if err != nil {
 			c.srv.authFailed.Add(1)
 			c.log.Warn("authentication failed", "login", login, "err", err)
-			return &clientErr{msg: "authentication failed", detail: err.Error(), receipt: f.Get("receipt"), err: err}
+			e := &clientErr{msg: "authentication failed", detail: err.Error(), receipt: f.Get("receipt"), err: err}
+			if errors.Is(err, ErrRetryLater) {
+				e.extra = []stomp.Header{{Key: retryHeader, Value: "true"}}
+			}
+			return e
 		}
 		c.principal = p
 		login = p.Name()
+	}
+	if _, bridge := f.Lookup(HeaderBridgeGroup); bridge && c.principal != nil && !c.principal.MayBridge() {
+		c.srv.denied.Add(1)
+		return &clientErr{msg: fmt.Sprintf("user %s is not authorized to connect as a bridge", c.principal.Name()), receipt: f.Get("receipt")}
 	}
 	if c.cfg.Admit != nil {
 		release, err := c.cfg.Admit(f, c.nc.RemoteAddr().String())
@@ -86,7 +95,11 @@ func (c *conn) connect(f *stomp.Frame) error {
 		c.release = release
 	}
 	clientID := f.Get("client-id")
-	sess, err := c.srv.broker.Open(clientID, c)
+	sessionID := clientID
+	if c.principal != nil && clientID != "" && c.principal.Scope() != "" {
+		sessionID = c.principal.Scope() + "/" + clientID
+	}
+	sess, err := c.srv.broker.Open(sessionID, c)
 	if err != nil {
 		return engineErr(f.Get("receipt"), fmt.Errorf("opening session: %w", err))
 	}

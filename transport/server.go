@@ -108,6 +108,11 @@ type Config struct {
 	MaxConnections int
 }
 
+// ErrRetryLater, wrapped in an Authenticate error, says the credentials
+// were not checked for want of capacity: the ERROR tells the client to
+// retry (failover.RetryHeader).
+var ErrRetryLater = errors.New("retry later")
+
 // Principal is who a connection authenticated as (see Config.Authenticate),
 // and what it may do. Its methods run on every SEND and SUBSCRIBE, so they
 // must be fast.
@@ -118,6 +123,14 @@ type Principal interface {
 	MaySend(destination string) bool
 	// MayReceive reports whether it may SUBSCRIBE to the destination.
 	MayReceive(destination string) bool
+	// MayBridge reports whether it may connect as another group's
+	// bridge (HeaderBridgeGroup), which makes this group's own bridge
+	// to that group stand by.
+	MayBridge() bool
+	// Scope prefixes the client-id of its connections, "" for none:
+	// durable subscriptions are named by client-id, and one user must
+	// not name, replace or remove another's.
+	Scope() string
 }
 
 // Validate fills in defaults and rejects impossible values.
@@ -277,6 +290,10 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
+// retryHeader marks an ERROR refusing CONNECT for a reason that may pass
+// (failover.RetryHeader; the transport does not import its client).
+const retryHeader = "raftmq-retry"
+
 // maxRefusing bounds the refused connections whose ERROR frame is still
 // being written, so that a flood of connections past the limit costs a
 // bounded number of goroutines: beyond it they are closed without a word.
@@ -293,18 +310,22 @@ func (s *Server) refuse(nc net.Conn, refusing *atomic.Int64, reason string) {
 	}
 	go func() {
 		defer refusing.Add(-1)
-		writeRefusal(nc, reason)
+		writeRefusal(nc, reason, true)
 	}()
 }
 
 // writeRefusal writes an ERROR frame to a connection that never got a
 // session (it was refused, or it spoke plaintext to a TLS port) and
 // closes it, all within closeTimeout.
-func writeRefusal(nc net.Conn, reason string) {
+func writeRefusal(nc net.Conn, reason string, retry bool) {
 	defer nc.Close()
 	_ = nc.SetDeadline(time.Now().Add(closeTimeout))
 	w := stomp.NewWriter(nc)
-	if err := w.WriteFrame(errorFrame(reason, "", "")); err == nil {
+	f := errorFrame(reason, "", "")
+	if retry {
+		f.Headers = append(f.Headers, stomp.Header{Key: retryHeader, Value: "true"})
+	}
+	if err := w.WriteFrame(f); err == nil {
 		_ = w.Flush()
 	}
 	// Tell the client we are done, then read what it sent until it hangs
@@ -332,7 +353,7 @@ func (s *Server) handshake(c *conn, tc *tls.Conn) bool {
 	var rhe tls.RecordHeaderError
 	if errors.As(err, &rhe) && rhe.Conn != nil {
 		c.log.Warn("plaintext client on the TLS port; refused", "err", err)
-		writeRefusal(rhe.Conn, "this port speaks TLS: connect with ssl:// (stomp+ssl://)")
+		writeRefusal(rhe.Conn, "this port speaks TLS: connect with ssl:// (stomp+ssl://)", false)
 		return false
 	}
 	c.log.Warn("TLS handshake failed; connection refused", "err", err)

@@ -62,7 +62,13 @@ func (a *adminFlags) call(method, uri string, body any, out any) error {
 		if addr == "" {
 			continue
 		}
-		req, err := http.NewRequestWithContext(ctx, method, a.sec.adminURL(addr, uri), bytes.NewReader(payload))
+		u := a.sec.adminURL(addr, uri)
+		if user, _ := a.sec.login(); user != "" && strings.HasPrefix(u, "http://") && !strings.HasPrefix(addr, "http://") {
+			// A password must not cross the network in the clear
+			// because a TLS flag was forgotten.
+			return usageError{fmt.Errorf("%s: a login would go over plain HTTP: give --tls-ca (or https://%s), or http://%s to insist", addr, addr, addr)}
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(payload))
 		if err != nil {
 			return err
 		}

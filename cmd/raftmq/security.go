@@ -25,8 +25,10 @@ type securityFlags struct {
 // apply loads the files the flags name into cfg.
 func (s *securityFlags) apply(cfg *node.Config) error {
 	if s.cert != "" || s.key != "" || s.ca != "" {
-		if s.cert == "" || s.key == "" {
-			return errors.New("TLS needs both --tls-cert and --tls-key")
+		if s.cert == "" || s.key == "" || s.ca == "" {
+			// Without the nodes' CA no peer could be verified: raft
+			// and joins would fail at every handshake.
+			return errors.New("TLS needs --tls-cert, --tls-key and --tls-ca (the CA that signs the group's nodes)")
 		}
 		src, err := tlsconf.Load(tlsconf.Files{Cert: s.cert, Key: s.key, CA: s.ca})
 		if err != nil {

@@ -84,5 +84,11 @@ func refusal(err error, receipt string) *client.ServerError {
 // when the broker checks them). Not serving is not such a reason.
 func handshakeRefusal(err error) bool {
 	se := serverError(err)
-	return se != nil && !says(se, notServingText)
+	return se != nil && !says(se, notServingText) && se.Frame.Get(RetryHeader) != "true"
 }
+
+// RetryHeader, "true" in an ERROR answering CONNECT, marks a refusal that
+// may pass on another attempt (the broker was at its connection limit,
+// or too busy checking passwords): the client backs off and tries again
+// instead of giving up.
+const RetryHeader = "raftmq-retry"
