@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/raftmq/raftmq/queue"
 	"github.com/raftmq/raftmq/transport/failover"
 )
 
@@ -227,14 +228,13 @@ func (sp Spec) String() string {
 	return sp.Kind
 }
 
-// Filter matches destinations with ActiveMQ's wildcards: names are
-// '.'-separated segments, '*' matches one segment and '>' (last) matches
-// what remains, one segment or more. A pattern written /queue/... or
-// queue://... matches queues only, /topic/... or topic://... topics only,
-// and a bare name both.
+// Filter matches destinations with ActiveMQ's wildcards (queue.Pattern:
+// '.'-separated elements, '*' one element, '>' last for one or more of
+// them, as the broker's authorization and limit rules read them). A pattern written /queue/... or queue://... matches queues only,
+// /topic/... or topic://... topics only, and a bare name both.
 type Filter struct {
-	kind     string // "/queue/", "/topic/" or "" for both
-	segments []string
+	kind    string // "/queue/", "/topic/" or "" for both
+	pattern queue.Pattern
 }
 
 // ParseFilters parses a comma-separated list of patterns.
@@ -263,50 +263,24 @@ func ParseFilter(p string) (Filter, error) {
 	if name == "" {
 		return Filter{}, fmt.Errorf("destination pattern %q names nothing", p)
 	}
-	f.segments = strings.Split(name, ".")
-	for i, s := range f.segments {
-		switch {
-		case s == "":
-			return Filter{}, fmt.Errorf("destination pattern %q has an empty segment", p)
-		case s == ">" && i != len(f.segments)-1:
-			return Filter{}, fmt.Errorf("destination pattern %q: '>' must be the last segment", p)
-		case s != ">" && s != "*" && strings.ContainsAny(s, "*>"):
-			return Filter{}, fmt.Errorf("destination pattern %q: wildcards stand for whole segments", p)
-		}
+	pat, err := queue.CompilePattern(name)
+	if err != nil {
+		return Filter{}, fmt.Errorf("destination pattern %q: %w", p, err)
 	}
+	f.pattern = pat
 	return f, nil
 }
 
 // Match reports whether dest (/queue/NAME or /topic/NAME) matches.
 func (f Filter) Match(dest string) bool {
-	var name string
-	switch {
-	case strings.HasPrefix(dest, "/queue/"):
-		if f.kind == "/topic/" {
-			return false
-		}
-		name = dest[len("/queue/"):]
-	case strings.HasPrefix(dest, "/topic/"):
-		if f.kind == "/queue/" {
-			return false
-		}
-		name = dest[len("/topic/"):]
-	default:
+	kind, name, ok := queue.SplitDestination(dest)
+	if !ok || f.kind != "" && f.kind != "/"+kind+"/" {
 		return false
 	}
-	segs := strings.Split(name, ".")
-	for i, p := range f.segments {
-		if p == ">" {
-			return len(segs) > i
-		}
-		if i >= len(segs) || (p != "*" && p != segs[i]) {
-			return false
-		}
-	}
-	return len(segs) == len(f.segments)
+	return f.pattern.Match(name)
 }
 
 // String renders the pattern.
 func (f Filter) String() string {
-	return f.kind + strings.Join(f.segments, ".")
+	return f.kind + f.pattern.String()
 }

@@ -91,6 +91,8 @@ func TestFilterMatch(t *testing.T) {
 		{"/queue/a.*", "/queue/a", false},
 		{"/queue/*.b", "/queue/x.b", true},
 		{"/queue/a.>", "/queue/a.b.c", true},
+		{"/queue/a.>", "/queue/a", false}, // '>' is one element or more, here as in the broker's other rules
+		{"/queue/a.>", "/queue/ab", false},
 		{"/queue/>", "/queue/anything", true},
 		{"queue://a.b", "/queue/a.b", true},
 		{"topic://a.>", "/queue/a.b", false},

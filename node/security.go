@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -29,7 +28,7 @@ import (
 type raftStream struct {
 	ln        net.Listener // a TLS listener requiring client certificates
 	advertise net.Addr
-	client    func(serverName string) *tls.Config
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error) // tlsconf.Source.DialContext
 }
 
 func (s *raftStream) Accept() (net.Conn, error) { return s.ln.Accept() }
@@ -46,14 +45,9 @@ func (s *raftStream) Addr() net.Addr {
 // a peer with the wrong certificate fails here, with a clear error, rather
 // than in raft's decoding of the first reply.
 func (s *raftStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(string(address))
-	if err != nil {
-		return nil, fmt.Errorf("raft peer address %q: %w", address, err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: s.client(host)}
-	c, err := d.DialContext(ctx, "tcp", string(address))
+	c, err := s.dial(ctx, "tcp", string(address))
 	if err != nil {
 		return nil, fmt.Errorf("raft peer %s: %w", address, err)
 	}
@@ -76,7 +70,7 @@ func (n *Node) newTLSRaftTransport(advertise net.Addr) (*raft.NetworkTransport, 
 	stream := &raftStream{
 		ln:        tls.NewListener(ln, n.cfg.TLS.ServerConfig(tls.RequireAndVerifyClientCert)),
 		advertise: advertise,
-		client:    n.cfg.TLS.ClientConfig,
+		dial:      n.cfg.TLS.DialContext,
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
@@ -257,14 +251,10 @@ func (n *Node) newAdminClient() *http.Client {
 		return &http.Client{Timeout: forwardTimeout}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
-		d := tls.Dialer{Config: n.cfg.TLS.ClientConfig(host)}
-		return d.DialContext(ctx, network, addr)
-	}
+	tr.DialTLSContext = n.cfg.TLS.DialContext
+	// Members talk directly: through a proxy, HTTPS would bypass
+	// DialTLSContext and with it the nodes' CA and this node's certificate.
+	tr.Proxy = nil
 	return &http.Client{Timeout: forwardTimeout, Transport: tr}
 }
 
@@ -281,14 +271,6 @@ func (n *Node) setCredentials(req *http.Request, relayed *http.Request) {
 	if n.cfg.BrokerUser != "" {
 		req.SetBasicAuth(n.cfg.BrokerUser, n.cfg.BrokerPassword)
 	}
-}
-
-// schemeless drops a URI's scheme: member records keep host:port.
-func schemeless(addr string) string {
-	if _, rest, ok := strings.Cut(addr, "://"); ok {
-		return rest
-	}
-	return addr
 }
 
 // bridgeTLS is the network's source of TLS settings for bridges: this

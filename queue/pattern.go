@@ -8,10 +8,11 @@ import (
 // Pattern matches destination names with ActiveMQ's wildcards, for rules
 // that name many destinations at once (authorization entries, limits):
 // names are paths of elements separated by ".", "*" stands for any one
-// element, and ">" as the last element for any number of them, none
-// included, so "orders.>" matches "orders", "orders.eu" and
-// "orders.eu.paid". A pattern matches names, not destinations: the rule
-// that holds it says whether it is about queues or topics.
+// element, and ">" as the last element for one or more of them, so
+// "orders.>" matches "orders.eu" and "orders.eu.paid" but not "orders",
+// as ActiveMQ's prefix filters read it (the name needs at least as many
+// elements as the pattern). A pattern matches names, not destinations:
+// the rule that holds it says whether it is about queues or topics.
 type Pattern struct {
 	src   string
 	elems []string // nil for ">" alone
@@ -69,7 +70,10 @@ func (p Pattern) Match(name string) bool {
 		}
 		rest, consumed = r, !more
 	}
-	return p.rest || consumed
+	if p.rest {
+		return !consumed // ">" needs one element more
+	}
+	return consumed
 }
 
 // SplitDestination splits a destination into its kind ("queue" or

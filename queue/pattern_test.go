@@ -13,7 +13,7 @@ func TestPattern(t *testing.T) {
 		{"a", "a.b", false},
 		{"a", "ab", false},
 		{"a.b", "a", false},
-		{"a.>", "a", true},
+		{"a.>", "a", false}, // '>' is one element or more, as in ActiveMQ
 		{"a.>", "a.b", true},
 		{"a.>", "a.b.c", true},
 		{"a.>", "b.a", false},
@@ -25,7 +25,7 @@ func TestPattern(t *testing.T) {
 		{"a.*", "a.b.c", false},
 		{"*.b", "x.b", true},
 		{"*.b", "x.c", false},
-		{"a.*.c.>", "a.x.c", true},
+		{"a.*.c.>", "a.x.c", false},
 		{"a.*.c.>", "a.x.c.d.e", true},
 		{"a.*.c.>", "a.x.d", false},
 		{"orders.eu", "orders.eu", true},

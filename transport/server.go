@@ -18,6 +18,7 @@ import (
 	"github.com/raftmq/raftmq/fsm"
 	"github.com/raftmq/raftmq/queue"
 	"github.com/raftmq/raftmq/transport/stomp"
+	"github.com/raftmq/raftmq/transport/tlsconf"
 )
 
 // Broker opens engine sessions. The node adapts *queue.Engine to it.
@@ -350,10 +351,9 @@ func (s *Server) handshake(c *conn, tc *tls.Conn) bool {
 		return true
 	}
 	s.tlsFailed.Add(1)
-	var rhe tls.RecordHeaderError
-	if errors.As(err, &rhe) && rhe.Conn != nil {
+	if raw, ok := tlsconf.PlaintextOnTLS(err); ok {
 		c.log.Warn("plaintext client on the TLS port; refused", "err", err)
-		writeRefusal(rhe.Conn, "this port speaks TLS: connect with ssl:// (stomp+ssl://)", false)
+		writeRefusal(raw, "this port speaks TLS: connect with ssl:// (stomp+ssl://)", false)
 		return false
 	}
 	c.log.Warn("TLS handshake failed; connection refused", "err", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
@@ -68,18 +69,19 @@ func (c *clientSecurity) tlsConfig() (*tls.Config, error) {
 	return conf, nil
 }
 
-// stompOptions are the failover client's options of send and receive.
-func (c *clientSecurity) stompOptions() (failover.Options, error) {
+// dial connects send's and receive's failover client, logged in and with
+// the TLS settings.
+func (c *clientSecurity) dial(ctx context.Context, url string) (*failover.Client, error) {
 	conf, err := c.tlsConfig()
 	if err != nil {
-		return failover.Options{}, err
+		return nil, err
 	}
 	user, password := c.login()
-	return failover.Options{
+	return failover.Dial(ctx, url, failover.Options{
 		Login: user, Passcode: password, TLS: conf,
 		Logger:    clientLogger(),
 		HeartBeat: [2]time.Duration{5 * time.Second, 5 * time.Second},
-	}, nil
+	})
 }
 
 // adminURL is the admin API's URL of uri at addr: HTTPS when the address

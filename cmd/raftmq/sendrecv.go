@@ -115,11 +115,7 @@ func runSend(args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	opts, err := sec.stompOptions()
-	if err != nil {
-		return err
-	}
-	c, err := failover.Dial(ctx, url, opts)
+	c, err := sec.dial(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -228,11 +224,7 @@ func runReceive(args []string) error {
 
 	ctx, stop := signalContext()
 	defer stop()
-	opts, err := sec.stompOptions()
-	if err != nil {
-		return err
-	}
-	c, err := failover.Dial(ctx, url, opts)
+	c, err := sec.dial(ctx, url)
 	if err != nil {
 		return err
 	}

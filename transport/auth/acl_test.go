@@ -121,8 +121,9 @@ func TestAllowed(t *testing.T) {
 		{"root", "/queue/orders", Admin, true},
 		{"root", "/topic/x", Read, false}, // queue entries are not about topics
 		{"root", "/topic/prices.eur", Read, true},
-		// orders.> matches orders itself and everything below it.
-		{"app", "/queue/orders", Write, true},
+		// orders.> matches everything below orders, not orders itself
+		// (ActiveMQ's prefix filters; network filters read it the same).
+		{"app", "/queue/orders", Write, false},
 		{"app", "/queue/orders.eu.paid", Write, true},
 		{"app", "/queue/orders.eu", Read, true},
 		{"app", "/queue/orders.eu", Admin, false},

@@ -44,9 +44,9 @@
 //
 // Patterns match destination names (without /queue/ or /topic/) with
 // ActiveMQ's wildcards: names are elements separated by ".", "*" stands
-// for exactly one element and ">", only as the last element, for any
-// number of them, none included: "orders.>" matches "orders",
-// "orders.eu" and "orders.eu.paid", "prices.*" matches "prices.eur" but
+// for exactly one element and ">", only as the last element, for one or
+// more of them: "orders.>" matches "orders.eu" and "orders.eu.paid" but
+// not "orders", "prices.*" matches "prices.eur" but
 // neither "prices" nor "prices.eur.spot". A broker entry's pattern must be
 // "*" or ">" (both mean the whole broker).
 //

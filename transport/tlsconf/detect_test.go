@@ -10,31 +10,10 @@ import (
 	"time"
 )
 
-func TestIsTLSHandshake(t *testing.T) {
-	// The first bytes of a real ClientHello.
-	client, server := net.Pipe()
-	go tls.Client(client, &tls.Config{ServerName: "localhost"}).Handshake()
-	hello := make([]byte, 5)
-	if _, err := io.ReadFull(server, hello); err != nil {
-		t.Fatal(err)
-	}
-	server.Close()
-	client.Close()
-	if !IsTLSHandshake(hello) || !IsTLSHandshake(hello[:1]) || !IsTLSHandshake(hello[:2]) {
-		t.Errorf("ClientHello % x not recognized", hello)
-	}
-
-	for _, s := range []string{"", "CONNECT\n", "STOMP\n", "\n", "\r\n", "\x16x", "GET / HTTP/1.1\r\n"} {
-		if IsTLSHandshake([]byte(s)) {
-			t.Errorf("%q taken for a TLS handshake", s)
-		}
-	}
-}
-
 const wrongPort = "ERROR\nmessage:this port speaks TLS\n\n\x00"
 
 // TestPlaintextOnTLS plays a TLS listener that answers a plaintext STOMP
-// client with a plaintext ERROR frame, as the STOMP listener will.
+// client with a plaintext ERROR frame, as the STOMP listener does.
 func TestPlaintextOnTLS(t *testing.T) {
 	p := newPKI(t, "test CA")
 	srv := mustLoad(t, p.node("server", nil))

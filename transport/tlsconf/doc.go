@@ -26,6 +26,6 @@
 // NewCA and IssueCert make a development CA and node certificates (ECDSA
 // P-256) for the `raftmq cert` command and for tests.
 //
-// IsTLSHandshake and PlaintextOnTLS let a listener tell a client that it is
-// on the wrong port, in the client's own protocol, instead of closing on it.
+// PlaintextOnTLS lets a TLS listener tell a plaintext client that it is on
+// the wrong port, in the client's own protocol, instead of closing on it.
 package tlsconf
