@@ -339,9 +339,19 @@ func (n *Node) getAdmin(ctx context.Context, addr, uri string, v any) error {
 		return err
 	}
 	if reply.status != http.StatusOK {
-		return fmt.Errorf("%s: %s", http.StatusText(reply.status), errorText(reply.body))
+		return &adminStatusError{status: reply.status, msg: errorText(reply.body)}
 	}
 	return json.Unmarshal(reply.body, v)
+}
+
+// adminStatusError is another node's answer other than 200 OK.
+type adminStatusError struct {
+	status int
+	msg    string
+}
+
+func (e *adminStatusError) Error() string {
+	return fmt.Sprintf("%s: %s", http.StatusText(e.status), e.msg)
 }
 
 // errorText is the message of an ErrorResponse body, or the body.

@@ -401,8 +401,19 @@ func (n *Node) discoverAndBootstrap(r *raft.Raft) bool {
 			ctx, cancel := context.WithTimeout(n.ctx, time.Second)
 			err := n.getAdmin(ctx, addrs[i], "/api/v1/node", &info)
 			cancel()
+			var refused *adminStatusError
 			switch {
+			case errors.As(err, &refused):
+				// Up, but it will not tell this node who it is: a
+				// misconfiguration that waiting does not cure.
+				if refused.status == http.StatusUnauthorized || refused.status == http.StatusForbidden {
+					complain("a join address refused this node's login; give --broker-user a user with the broker read right", "addr", addrs[i], "err", err)
+				} else {
+					complain("a join address answered with an error", "addr", addrs[i], "err", err)
+				}
+				continue
 			case err != nil:
+				n.log.Debug("join address not answering", "addr", addrs[i], "err", err)
 				continue // not up yet
 			case info.Group != n.cfg.Group:
 				complain("a join address belongs to another group; ignoring it", "addr", addrs[i], "its_group", info.Group, "group", n.cfg.Group)

@@ -306,6 +306,12 @@ func (c *Config) Validate() error {
 	if c.TLS == nil && (c.StompPlaintext || c.StompClientAuth != tls.NoClientCert) {
 		errs = append(errs, errors.New("stomp TLS settings need a certificate (-tls-cert, -tls-key)"))
 	}
+	if c.TLS != nil {
+		// Members admit each other by the group their certificates name.
+		if err := c.TLS.RequireGroup(c.Group); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.StompPlaintext && c.StompClientAuth != tls.NoClientCert {
 		errs = append(errs, errors.New("client certificates need the TLS client listener: drop stomp-plaintext"))
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -14,6 +15,7 @@ import (
 	"github.com/raftmq/raftmq/gossip"
 	"github.com/raftmq/raftmq/transport"
 	"github.com/raftmq/raftmq/transport/auth"
+	"github.com/raftmq/raftmq/transport/tlsconf"
 )
 
 // This file wires security into the node: raft over mutual TLS, TLS on
@@ -22,17 +24,67 @@ import (
 // and rights) and transport/tlsconf (certificates).
 
 // raftStream is raft's stream layer over mutual TLS: a peer must present a
-// certificate the group's CA signed, and this node verifies the peer it
-// dials the same way, so a node with a foreign certificate neither sends
-// nor receives a single raft message.
+// certificate the group's CA signed that names this group
+// (tlsconf.GroupURI), and this node verifies the peer it dials the same
+// way, so a node with a foreign certificate, or a node of another group
+// under the same CA, neither sends nor receives a single raft message.
 type raftStream struct {
-	ln        net.Listener // a TLS listener requiring client certificates
+	ln        net.Listener  // a TLS listener requiring client certificates
+	handshake time.Duration // bounds each peer's handshake: raftHandshakeTimeout
 	advertise net.Addr
-	dial      func(ctx context.Context, network, addr string) (net.Conn, error) // tlsconf.Source.DialContext
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error) // Node.dialMember
 }
 
-func (s *raftStream) Accept() (net.Conn, error) { return s.ln.Accept() }
-func (s *raftStream) Close() error              { return s.ln.Close() }
+// raftHandshakeTimeout bounds a peer's TLS handshake. raft serves each
+// accepted connection on its own goroutine and reads it without a
+// deadline (heart-beat connections idle), so a handshake that never
+// completes would otherwise hold a goroutine and a descriptor for good.
+const raftHandshakeTimeout = 10 * time.Second
+
+// Accept returns the next connection; its TLS handshake runs, bounded by
+// raftHandshakeTimeout, on raft's goroutine for it, at the first read or
+// write, so a slow peer never holds up the accept loop.
+func (s *raftStream) Accept() (net.Conn, error) {
+	c, err := s.ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &boundedHandshake{Conn: c.(*tls.Conn), timeout: s.handshake}, nil
+}
+
+func (s *raftStream) Close() error { return s.ln.Close() }
+
+// boundedHandshake is a server-side TLS connection whose handshake, done
+// on first use, has a deadline.
+type boundedHandshake struct {
+	*tls.Conn
+	timeout time.Duration
+	once    sync.Once
+	err     error
+}
+
+func (c *boundedHandshake) handshake() error {
+	c.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+		c.err = c.Conn.HandshakeContext(ctx)
+	})
+	return c.err
+}
+
+func (c *boundedHandshake) Read(b []byte) (int, error) {
+	if err := c.handshake(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *boundedHandshake) Write(b []byte) (int, error) {
+	if err := c.handshake(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}
 
 func (s *raftStream) Addr() net.Addr {
 	if s.advertise != nil {
@@ -68,9 +120,10 @@ func (n *Node) newTLSRaftTransport(advertise net.Addr) (*raft.NetworkTransport, 
 		}
 	}
 	stream := &raftStream{
-		ln:        tls.NewListener(ln, n.cfg.TLS.ServerConfig(tls.RequireAndVerifyClientCert)),
+		ln:        tls.NewListener(ln, n.cfg.TLS.MemberServerConfig(n.cfg.Group)),
+		handshake: raftHandshakeTimeout,
 		advertise: advertise,
-		dial:      n.cfg.TLS.DialContext,
+		dial:      n.dialMember,
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
@@ -123,9 +176,24 @@ func (n *Node) authenticate(login, passcode string) (transport.Principal, error)
 	return clientPrincipal{n.cfg.Guard, p}, nil
 }
 
+// refreshPrincipal is the transport's view of Guard.Refresh: the
+// connection's login under the reloaded users file.
+func (n *Node) refreshPrincipal(tp transport.Principal) (transport.Principal, error) {
+	c, ok := tp.(clientPrincipal)
+	if !ok {
+		return tp, nil
+	}
+	p, err := c.g.Refresh(c.p)
+	if err != nil {
+		return nil, err
+	}
+	return clientPrincipal{c.g, p}, nil
+}
+
 // clientPrincipal is an authenticated client as the transport sees it. Its
 // rights are read from the guard's current rules on every frame, so a
-// reload applies to connections already open.
+// reload applies to connections already open; its groups are those of its
+// login until Reload refreshes them (refreshPrincipal).
 type clientPrincipal struct {
 	g *auth.Guard
 	p *auth.Principal
@@ -224,15 +292,28 @@ func (a *admin) brokerRight(right auth.Right, h http.HandlerFunc) http.HandlerFu
 }
 
 // nodeCertified reports whether the request came with a client
-// certificate the CA signed: what a node must show to join the group once
-// TLS is on, so that a password alone cannot add a member whose raft
-// traffic the others would then refuse (a voter that never votes).
+// certificate the CA signed for a node of this group: what a node must
+// show to join the group once TLS is on, so that a password alone cannot
+// add a member whose raft traffic the others would then refuse (a voter
+// that never votes).
 func (a *admin) nodeCertified(w http.ResponseWriter, r *http.Request) bool {
-	if a.n.cfg.TLS == nil || r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+	if a.n.cfg.TLS == nil {
 		return true
 	}
-	writeError(w, http.StatusForbidden, "joining a group that uses TLS needs a node certificate signed by the group's CA")
-	return false
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		writeError(w, http.StatusForbidden, "joining a group that uses TLS needs a node certificate signed by the group's CA")
+		return false
+	}
+	if err := tlsconf.VerifyMember(r.TLS.VerifiedChains[0][0], a.n.cfg.Group); err != nil {
+		writeError(w, http.StatusForbidden, "joining: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// dialMember dials another member of this group over TLS.
+func (n *Node) dialMember(ctx context.Context, network, addr string) (net.Conn, error) {
+	return n.cfg.TLS.DialMember(ctx, network, addr, n.cfg.Group)
 }
 
 // adminScheme is the scheme of the admin API's URLs.
@@ -251,7 +332,9 @@ func (n *Node) newAdminClient() *http.Client {
 		return &http.Client{Timeout: forwardTimeout}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DialTLSContext = n.cfg.TLS.DialContext
+	// Every call goes to a member of this group (joins and discovery
+	// included), verified as such rather than by host name.
+	tr.DialTLSContext = n.dialMember
 	// Members talk directly: through a proxy, HTTPS would bypass
 	// DialTLSContext and with it the nodes' CA and this node's certificate.
 	tr.Proxy = nil
@@ -288,7 +371,9 @@ func (n *Node) bridgeTLS() func() *tls.Config {
 // SIGHUP: the TLS certificates and CAs, the users and rights, and the
 // gossip keyring. Each part that fails keeps what it had and is reported;
 // the others still apply. Connections already open keep their TLS
-// session; their next frames are checked against the new rights.
+// session; their next frames are checked against the new rights, and those
+// whose user is gone, whose password changed, or whose subscriptions the
+// new rights no longer allow are closed.
 func (n *Node) Reload() error {
 	var errs []error
 	if n.cfg.TLS != nil {
@@ -307,7 +392,11 @@ func (n *Node) Reload() error {
 		if err := n.cfg.Guard.Reload(); err != nil {
 			errs = append(errs, fmt.Errorf("reload users and rights: %w", err))
 		} else {
-			n.log.Info("users and rights reloaded")
+			closed := 0
+			if t := n.servingTerm(); t != nil && t.srv != nil {
+				closed = t.srv.Recheck(n.refreshPrincipal)
+			}
+			n.log.Info("users and rights reloaded", "connections_closed", closed)
 		}
 	}
 	if n.cfg.GossipKeyring != "" && n.pool != nil {

@@ -66,6 +66,11 @@ type Config struct {
 	// sends to every queue are held or refused, as that queue's OnFull
 	// says.
 	StoreLimit int64
+	// HeldBytes bounds the memory of the sends held by flow control, all
+	// queues together (256 MiB): a send that would be held beyond it is
+	// refused at once, as if its queue's OnFull were Fail, so that many
+	// blocked producers cannot fill the leader's memory.
+	HeldBytes int64
 	// Logger receives the engine's warnings (slog.Default() when nil).
 	Logger *slog.Logger
 }
@@ -97,6 +102,9 @@ func (c *Config) Validate() error {
 	if c.MaxTxBytes == 0 {
 		c.MaxTxBytes = 64 << 20
 	}
+	if c.HeldBytes == 0 {
+		c.HeldBytes = 256 << 20
+	}
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 64 << 20
 	}
@@ -105,7 +113,7 @@ func (c *Config) Validate() error {
 	}
 	if c.DefaultPrefetch < 0 || c.MaxDeliveries < 0 || c.MaxTxFrames < 0 ||
 		c.MaxSubscriptions < 0 || c.TopicSubscriberBacklog < 0 ||
-		c.NonPersistentBytes < 0 || c.CacheBytes < 0 || c.ExpirySweep < 0 || c.MaxTxBytes < 0 {
+		c.NonPersistentBytes < 0 || c.CacheBytes < 0 || c.HeldBytes < 0 || c.ExpirySweep < 0 || c.MaxTxBytes < 0 {
 		return fmt.Errorf("queue config: negative limit")
 	}
 	if c.StoreLimit < 0 {

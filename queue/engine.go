@@ -43,6 +43,7 @@ type Engine struct {
 	rsv        map[string]reservation // by message-id: sends in raft to limited queues
 	holding    map[*destQueue]struct{}
 	heldSends  int    // sends held for room, all queues
+	heldBytes  int64  // the message bytes of the held sends (not commits): Config.HeldBytes
 	heldSeq    uint64 // arrival order of held sends
 	admitCh    chan struct{}
 

@@ -174,6 +174,9 @@ func (e *Engine) hold(w *waiter) {
 		e.holding[n.q] = struct{}{}
 	}
 	e.heldSends++
+	if w.msg != nil {
+		e.heldBytes += int64(w.msg.Size())
+	}
 	w.sess.held[w] = struct{}{}
 	if w.timeout > 0 {
 		w.timer = time.AfterFunc(w.timeout, func() { e.timedOut(w) })
@@ -190,6 +193,9 @@ func (e *Engine) unhold(w *waiter) {
 		}
 	}
 	e.heldSends--
+	if w.msg != nil {
+		e.heldBytes -= int64(w.msg.Size())
+	}
 	delete(w.sess.held, w)
 	if w.timer != nil {
 		w.timer.Stop()

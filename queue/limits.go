@@ -139,8 +139,9 @@ var ErrDestinationFull = errors.New("destination is full")
 // client, who sees it in the ERROR frame.
 type FullError struct {
 	Destination string // the queue the send was for
-	// Unit names what is counted: "messages" or "bytes" of the queue, or
-	// "bytes in the store" (StoreLimit).
+	// Unit names what is counted: "messages" or "bytes" of the queue,
+	// "bytes in the store" (StoreLimit), or "bytes of held sends" (a full
+	// queue whose send the broker has no memory left to hold, HeldBytes).
 	Unit   string
 	Used   int64 // what the queue (or the store) holds, reservations included
 	Limit  int64
@@ -154,6 +155,7 @@ const (
 	unitMessages   = "messages"
 	unitBytes      = "bytes"
 	unitStoreBytes = "bytes in the store"
+	unitHeldBytes  = "bytes of held sends"
 )
 
 func (e *FullError) Error() string {
@@ -162,7 +164,12 @@ func (e *FullError) Error() string {
 		unit = "message"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "destination %s is full (%d %s, limit %d", e.Destination, e.Used, unit, e.Limit)
+	if e.Unit == unitHeldBytes {
+		// The queue is full and the broker cannot hold more senders.
+		fmt.Fprintf(&b, "destination %s is full, and the broker holds as many blocked sends as it may (%d %s, limit %d", e.Destination, e.Used, unit, e.Limit)
+	} else {
+		fmt.Fprintf(&b, "destination %s is full (%d %s, limit %d", e.Destination, e.Used, unit, e.Limit)
+	}
 	if e.Unit != unitMessages || e.Adding > 1 {
 		fmt.Fprintf(&b, ", adding %d", e.Adding)
 	}

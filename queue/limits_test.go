@@ -777,3 +777,50 @@ func TestWaitListCompacts(t *testing.T) {
 		t.Fatalf("order after compaction %v", order)
 	}
 }
+
+// TestHeldBytesBound: blocked sends of all queues together hold at most
+// HeldBytes of messages; a send beyond it is refused at once, and room
+// frees as held sends are admitted.
+func TestHeldBytesBound(t *testing.T) {
+	body := strings.Repeat("x", 1000)
+	size := int64(pmsg("/queue/a", body).Size())
+	// The engine adds a message-id before it holds a send: room for it.
+	e, _ := newEngine(t, Config{QueueLimit: DestLimit{MaxMessages: 1}, HeldBytes: 2*size + 200})
+	p, _ := open(t, e, "")
+	send(t, p, "/queue/a", "first", 4)
+	send(t, p, "/queue/b", "first", 4)
+	heldA := sendAsync(p, pmsg("/queue/a", body))
+	heldB := sendAsync(p, pmsg("/queue/b", body))
+	stillHeld(t, heldA)
+	stillHeld(t, heldB)
+	e.mu.Lock()
+	two := e.heldBytes
+	e.mu.Unlock()
+	err := outcome(t, sendAsync(p, pmsg("/queue/a", body)))
+	var full *FullError
+	if !errors.As(err, &full) || full.Unit != unitHeldBytes || !errors.Is(err, ErrDestinationFull) {
+		t.Fatalf("send past the held-sends memory: %v", err)
+	}
+	if !strings.Contains(err.Error(), "holds as many blocked sends as it may") {
+		t.Errorf("error text %q", err)
+	}
+	if st := destStats(t, e, "/queue/a"); st.SendsHeld != 1 || st.SendsFailed != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Drain /queue/a: its held send is admitted, and the room it took
+	// is free for the next one.
+	c, out := open(t, e, "")
+	subscribe(t, c, SubscribeSpec{ID: "s", Destination: "/queue/a", Ack: AckClientIndividual, Prefetch: 1})
+	ack(t, c, out.wait(t, 0))
+	if err := outcome(t, heldA); err != nil {
+		t.Fatalf("held send: %v", err)
+	}
+	again := sendAsync(p, pmsg("/queue/a", body))
+	stillHeld(t, again)
+	e.mu.Lock()
+	used := e.heldBytes
+	e.mu.Unlock()
+	if used != two {
+		t.Errorf("held bytes %d, want %d as before", used, two)
+	}
+}

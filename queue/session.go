@@ -224,6 +224,10 @@ func (s *Session) sendLimited(q *destQueue, m *fsm.Message, done func(error)) er
 		q.stats.failed++
 		e.mu.Unlock()
 		return full
+	case e.heldBytes+size > e.cfg.HeldBytes:
+		q.stats.failed++
+		e.mu.Unlock()
+		return &FullError{Destination: q.name, Unit: unitHeldBytes, Used: e.heldBytes, Limit: e.cfg.HeldBytes, Adding: size}
 	}
 	e.hold(&waiter{sess: s, needs: []need{{q: q, msgs: 1, bytes: size}}, store: store,
 		done: done, msg: m, timeout: q.limit.BlockTimeout})

@@ -257,6 +257,8 @@ func TestBadInput(t *testing.T) {
 		{"send-before-connect", "", "SEND\ndestination:/queue/a\nreceipt:r-first\n\nx\x00", "expected CONNECT frame", "", "r-first"},
 		{"subscribe-before-connect", "", "SUBSCRIBE\nid:1\ndestination:/queue/a\n\n\x00", "expected CONNECT frame", "", ""},
 		{"garbage-before-connect", "", "\x01\x02\x03 hello\n\n\x00", "expected CONNECT frame", "", ""},
+		// Before login, a frame is bounded tighter than after.
+		{"connect-too-large", "", "CONNECT\naccept-version:1.2\nhost:x\ncontent-length:100000\n\n" + strings.Repeat("z", 100000) + "\x00", "frame too large: limit 65536 bytes", "", ""},
 		{"connect-twice", "1.2", "CONNECT\naccept-version:1.2\nhost:x\nreceipt:r-c2\n\n\x00", "already connected", "", "r-c2"},
 		{"send-without-destination", "1.2", "SEND\nreceipt:r-nodest\n\nbody\x00", "SEND frame has no destination", "", "r-nodest"},
 		{"send-invalid-destination", "1.2", "SEND\ndestination:/bogus/place\nreceipt:r-bad\n\nbody\x00", "invalid destination", "", "r-bad"},

@@ -1,13 +1,17 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -48,10 +52,11 @@ func newPKI(t testing.TB) *pki {
 }
 
 // issue makes a certificate signed by the CA in caDir; a node certificate
-// serves 127.0.0.1 and localhost.
-func (p *pki) issue(caDir, name string, node bool, notBefore time.Time, validity time.Duration) (cert, key string) {
+// (group set) names its group and serves 127.0.0.1 and localhost.
+func (p *pki) issue(caDir, name, group string, notBefore time.Time, validity time.Duration) (cert, key string) {
 	p.t.Helper()
-	req := tlsconf.CertRequest{CADir: caDir, OutDir: caDir, Name: name, Validity: validity, NotBefore: notBefore, Client: true, Server: node}
+	node := group != ""
+	req := tlsconf.CertRequest{CADir: caDir, OutDir: caDir, Name: name, Validity: validity, NotBefore: notBefore, Client: true, Server: node, Group: group}
 	if node {
 		req.Hosts = []string{"127.0.0.1", "localhost"}
 	}
@@ -62,9 +67,9 @@ func (p *pki) issue(caDir, name string, node bool, notBefore time.Time, validity
 	return cert, key
 }
 
-// nodeFlags are the TLS flags of a node with certificate name.
-func (p *pki) nodeFlags(name string) []string {
-	cert, key := p.issue(p.nodes, name, true, time.Time{}, time.Hour)
+// nodeFlags are the TLS flags of a node of group with certificate name.
+func (p *pki) nodeFlags(group, name string) []string {
+	cert, key := p.issue(p.nodes, name, group, time.Time{}, time.Hour)
 	return []string{"--tls-cert", cert, "--tls-key", key, "--tls-ca", filepath.Join(p.nodes, tlsconf.CACertFile)}
 }
 
@@ -173,7 +178,7 @@ func TestSecurity(t *testing.T) {
 		"ops":    {"ops-pw", "ops"},
 	})
 	aclPath := writeFile(t, "acl", securityACL)
-	flags := append(p.nodeFlags("n1"), "--users", users, "--acl", aclPath)
+	flags := append(p.nodeFlags("default", "n1"), "--users", users, "--acl", aclPath)
 	s := StartServer(t, raftmqBin, t.TempDir(), flags...)
 	tlsOK := p.clientTLS("", "")
 	admin := api{t: t, addr: s.HTTP, access: Access{Client: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsOK}}, User: "admin", Password: "admin-pw"}}
@@ -334,6 +339,62 @@ func TestSecurity(t *testing.T) {
 		c.expectReceipt("p2")
 		good()
 	})
+
+	// A reload cuts what it no longer admits: a removed user's
+	// connection, and a subscription whose read right was withdrawn (app
+	// leaves the consumers group). Others carry on.
+	t.Run("reload revokes open connections", func(t *testing.T) {
+		if err := os.WriteFile(aclPath, []byte(securityACL), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		original, err := os.ReadFile(users)
+		if err != nil {
+			t.Fatal(err)
+		}
+		consumer, _ := tlsRaw(t, s.Stomp, tlsOK)
+		consumer.connectAs("app", "app-pw")
+		consumer.write(frame(stomp.SUBSCRIBE, "", "id", "1", "destination", "/queue/orders.revoked", "receipt", "s1"))
+		consumer.expectReceipt("s1")
+		removed, _ := tlsRaw(t, s.Stomp, tlsOK)
+		removed.connectAs("writer", "writer-pw")
+		stays, _ := tlsRaw(t, s.Stomp, tlsOK)
+		stays.connectAs("admin", "admin-pw")
+
+		// The same password hashes: a changed hash is a changed
+		// password, which ends a login too.
+		var next strings.Builder
+		for _, line := range strings.Split(strings.TrimSpace(string(original)), "\n") {
+			fields := strings.Fields(line)
+			switch fields[0] {
+			case "writer":
+				continue
+			case "app":
+				fields[2] = "producers"
+			}
+			next.WriteString(strings.Join(fields, " ") + "\n")
+		}
+		if err := os.WriteFile(users, []byte(next.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := s.CountLog("users and rights reloaded")
+		if err := syscall.Kill(s.Pid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		Eventually(t, waitLong, "the reload", func() bool { return s.CountLog("users and rights reloaded") > before })
+		removed.expectError("user writer is no longer admitted", "")
+		consumer.expectError("user app is no longer authorized to read from /queue/orders.revoked", "")
+		stays.write(frame(stomp.SEND, "after the revocation", "destination", "/queue/orders.revoked", "receipt", "r1"))
+		stays.expectReceipt("r1")
+		// What was sent stays for a consumer the rules admit.
+		if q := admin.destination("/queue/orders.revoked"); q.Pending != 1 {
+			t.Errorf("orders.revoked after the revocation: %+v, want the message pending", q)
+		}
+		if err := os.WriteFile(users, original, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Kill(s.Pid(), syscall.SIGHUP)
+		good()
+	})
 }
 
 // TestClientCertificates requires client certificates on the STOMP
@@ -342,27 +403,31 @@ func TestSecurity(t *testing.T) {
 func TestClientCertificates(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
-	flags := append(p.nodeFlags("n1"), "--stomp-client-certs", "require", "--stomp-client-ca", filepath.Join(p.clients, tlsconf.CACertFile))
+	flags := append(p.nodeFlags("default", "n1"), "--stomp-client-certs", "require", "--stomp-client-ca", filepath.Join(p.clients, tlsconf.CACertFile))
 	s := StartServer(t, raftmqBin, t.TempDir(), flags...)
 
-	okCert, okKey := p.issue(p.clients, "app", false, time.Time{}, time.Hour)
-	expCert, expKey := p.issue(p.clients, "old", false, time.Now().Add(-48*time.Hour), 24*time.Hour)
-	evilCert, evilKey := p.issue(p.evil, "intruder", false, time.Time{}, time.Hour)
-	// A node certificate is no client certificate here: the nodes' CA
-	// is not the clients'.
-	nodeCert, nodeKey := p.issue(p.nodes, "n9", true, time.Time{}, time.Hour)
+	okCert, okKey := p.issue(p.clients, "app", "", time.Time{}, time.Hour)
+	expCert, expKey := p.issue(p.clients, "old", "", time.Now().Add(-48*time.Hour), 24*time.Hour)
+	evilCert, evilKey := p.issue(p.evil, "intruder", "", time.Time{}, time.Hour)
+	// The nodes' CA is trusted next to the clients': bridges from other
+	// groups present node certificates.
+	nodeCert, nodeKey := p.issue(p.nodes, "n9", "other", time.Time{}, time.Hour)
 
-	c, err := tlsRaw(t, s.Stomp, p.clientTLS(okCert, okKey))
-	if err != nil {
-		t.Fatalf("valid client certificate: %v", err)
-	}
-	if f := c.connectAs("", ""); f.Command != stomp.CONNECTED {
-		t.Fatalf("valid client certificate: %s %q", f.Command, f.Body)
+	for _, good := range []struct{ name, cert, key string }{
+		{"client CA", okCert, okKey},
+		{"node CA", nodeCert, nodeKey},
+	} {
+		c, err := tlsRaw(t, s.Stomp, p.clientTLS(good.cert, good.key))
+		if err != nil {
+			t.Fatalf("valid client certificate (%s): %v", good.name, err)
+		}
+		if f := c.connectAs("", ""); f.Command != stomp.CONNECTED {
+			t.Fatalf("valid client certificate (%s): %s %q", good.name, f.Command, f.Body)
+		}
 	}
 	for _, bad := range []struct{ name, cert, key string }{
 		{"expired", expCert, expKey},
 		{"unknown CA", evilCert, evilKey},
-		{"node CA", nodeCert, nodeKey},
 		{"no certificate", "", ""},
 	} {
 		c, err := tlsRaw(t, s.Stomp, p.clientTLS(bad.cert, bad.key))
@@ -378,7 +443,7 @@ func TestClientCertificates(t *testing.T) {
 			t.Errorf("%s: %v, want a certificate error", bad.name, err)
 		}
 	}
-	Eventually(t, waitLong, "the server to log 4 failed handshakes", func() bool { return s.CountLog("TLS handshake failed") >= 4 })
+	Eventually(t, waitLong, "the server to log 3 failed handshakes", func() bool { return s.CountLog("TLS handshake failed") >= 3 })
 	c2, err := tlsRaw(t, s.Stomp, p.clientTLS(okCert, okKey))
 	if err != nil {
 		t.Fatal(err)
@@ -400,7 +465,7 @@ func TestTLSGroup(t *testing.T) {
 	g := StartGroupWith(t, raftmqBin, GroupOptions{
 		Extra: []string{"--users", users, "--broker-user", "node", "--broker-password", "node-pw"},
 		NodeExtra: func(i int) []string {
-			return p.nodeFlags(names[i])
+			return p.nodeFlags("g", names[i])
 		},
 		Access: Access{Client: httpc, User: "admin", Password: "admin-pw"},
 	})
@@ -428,7 +493,7 @@ func TestTLSGroup(t *testing.T) {
 
 	// An intruder with a foreign certificate (and even the right
 	// password) cannot join.
-	evilCert, evilKey := p.issue(p.evil, "n4", true, time.Time{}, time.Hour)
+	evilCert, evilKey := p.issue(p.evil, "n4", "g", time.Time{}, time.Hour)
 	intruder := g.newNode(3, fmt.Sprintf("127.0.0.1:%d", FreePort(t)), []string{"--join", g.Nodes[leader].HTTP,
 		"--users", users, "--broker-user", "node", "--broker-password", "node-pw",
 		"--tls-cert", evilCert, "--tls-key", evilKey, "--tls-ca", filepath.Join(p.evil, tlsconf.CACertFile)})
@@ -456,6 +521,46 @@ func TestTLSGroup(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "certificate") {
 			t.Errorf("raft port of %s with a foreign certificate: %v, want a certificate error", m.ID, err)
 		}
+	}
+
+	// A node of another group, under the same CA, is no member either:
+	// its certificate names group "other", and raft ports and joins check
+	// the name. Nor does the binary start as a member of "g" with it.
+	otherCert, otherKey := p.issue(p.nodes, "o1", "other", time.Time{}, time.Hour)
+	for _, m := range members {
+		conn, err := tls.Dial("tcp", m.RaftAddr, p.tlsTrusting(p.nodes, otherCert, otherKey))
+		if err == nil {
+			conn.SetReadDeadline(time.Now().Add(waitLong))
+			_, err = conn.Read(make([]byte, 1))
+			conn.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("raft port of %s with another group's certificate: %v, want a certificate error", m.ID, err)
+		}
+	}
+	body, _ := json.Marshal(node.JoinRequest{ID: "o1", Group: "g", RaftAddr: "127.0.0.1:1", StompAddr: "127.0.0.1:2", HTTPAddr: "127.0.0.1:3"})
+	req, _ := http.NewRequest(http.MethodPost, "https://"+g.Nodes[leader].HTTP+"/api/v1/members", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("node", "node-pw")
+	otherHTTP := &http.Client{Transport: &http.Transport{TLSClientConfig: p.clientTLS(otherCert, otherKey)}}
+	if resp, err := otherHTTP.Do(req); err != nil {
+		t.Errorf("join with another group's certificate: %v", err)
+	} else {
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(msg), `node of other`) {
+			t.Errorf("join with another group's certificate: %d %s, want 403 naming the group", resp.StatusCode, msg)
+		}
+	}
+	startCtx, stop := context.WithTimeout(ctx, waitLong)
+	defer stop()
+	out, err := exec.CommandContext(startCtx, raftmqBin, "server", "--id", "o1", "--group", "g", "--data", t.TempDir(), "--stomp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--raft", "127.0.0.1:0",
+		"--tls-cert", otherCert, "--tls-key", otherKey, "--tls-ca", filepath.Join(p.nodes, tlsconf.CACertFile)).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `node of other, not of "g"`) {
+		t.Errorf("starting group g with another group's certificate: %v %s", err, out)
+	}
+	if err := g.Access.getJSON(g.Nodes[leader].HTTP, "/api/v1/members", &members); err != nil || len(members) != 3 {
+		t.Errorf("members after another group's node tried: %+v %v", members, err)
 	}
 	if err := fc.Send(ctx, "/queue/tls", []byte("still serving")); err != nil {
 		t.Fatalf("send after the intruder: %v", err)
@@ -485,7 +590,7 @@ broker  *          read=admins admin=admins,bridges
 		return StartGroupWith(t, raftmqBin, GroupOptions{
 			Name: name, Size: 1, Access: access,
 			Extra:     append(append(append([]string{}, common...), "--broker-password", password), extra...),
-			NodeExtra: func(int) []string { return p.nodeFlags(name) },
+			NodeExtra: func(int) []string { return p.nodeFlags(name, name) },
 		})
 	}
 	b := start("B", "bridge-pw")

@@ -64,9 +64,6 @@ type conn struct {
 	hb      heartBeats
 	// release undoes Config.Admit's admission when the connection ends.
 	release func()
-	// principal is who the client authenticated as (Config.Authenticate),
-	// set while connecting; nil when authentication is off.
-	principal Principal
 
 	wake chan struct{} // capacity 1: the queue has frames, or closing
 
@@ -81,6 +78,13 @@ type conn struct {
 	pendingBytes int  // their message bytes
 	closing      bool // no more output is queued; the writer ends the connection
 	linger       bool // after the last frame, drain input before closing
+	// principal is who the client authenticated as (Config.Authenticate),
+	// set while connecting and replaced by Server.Recheck; nil when
+	// authentication is off. Read it with who.
+	principal Principal
+	// subs maps the ids of the subscriptions asked for to their
+	// destinations, for Server.Recheck to check read rights again.
+	subs map[string]string
 
 	stats connStats // info.go
 }
@@ -162,10 +166,14 @@ func (c *conn) readLoop() error {
 	if err := c.dr.setDeadline(time.Now().Add(c.cfg.ConnectTimeout)); err != nil {
 		return err
 	}
+	// Nor may an unauthenticated client make the broker buffer a frame
+	// of the full size allowed after login.
+	c.rd.SetLimits(connectLimits(c.cfg.Limits))
 	f, err := c.rd.ReadFrame()
 	if err != nil {
 		return c.readErr(err, false)
 	}
+	c.rd.SetLimits(c.cfg.Limits)
 	if err := c.connect(f); err != nil {
 		return err
 	}
@@ -184,6 +192,26 @@ func (c *conn) readLoop() error {
 	}
 }
 
+// who is the connection's principal, nil when authentication is off.
+func (c *conn) who() Principal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.principal
+}
+
+// maxConnectFrame bounds the CONNECT (or STOMP) frame, read before the
+// client has logged in: logins, host, heart-beat and version headers fit
+// in a few hundred bytes.
+const maxConnectFrame = 64 << 10
+
+// connectLimits are lim (defaulted by Config.Validate) tightened for the
+// CONNECT frame.
+func connectLimits(lim stomp.Limits) stomp.Limits {
+	lim.MaxFrameSize = min(lim.MaxFrameSize, maxConnectFrame)
+	lim.MaxHeaderLine = min(lim.MaxHeaderLine, maxConnectFrame)
+	return lim
+}
+
 // readErr explains why reading stopped.
 func (c *conn) readErr(err error, connected bool) error {
 	if c.isClosing() {
@@ -191,7 +219,11 @@ func (c *conn) readErr(err error, connected bool) error {
 	}
 	var se *stomp.Error
 	if errors.As(err, &se) {
-		return codecErr(se, c.cfg.Limits)
+		lim := c.cfg.Limits
+		if !connected {
+			lim = connectLimits(lim)
+		}
+		return codecErr(se, lim)
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return errStop // the client hung up

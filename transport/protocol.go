@@ -80,12 +80,15 @@ func (c *conn) connect(f *stomp.Frame) error {
 			}
 			return e
 		}
+		c.mu.Lock()
 		c.principal = p
+		c.mu.Unlock()
 		login = p.Name()
 	}
-	if _, bridge := f.Lookup(HeaderBridgeGroup); bridge && c.principal != nil && !c.principal.MayBridge() {
+	who := c.who()
+	if _, bridge := f.Lookup(HeaderBridgeGroup); bridge && who != nil && !who.MayBridge() {
 		c.srv.denied.Add(1)
-		return &clientErr{msg: fmt.Sprintf("user %s is not authorized to connect as a bridge", c.principal.Name()), receipt: f.Get("receipt")}
+		return &clientErr{msg: fmt.Sprintf("user %s is not authorized to connect as a bridge", who.Name()), receipt: f.Get("receipt")}
 	}
 	if c.cfg.Admit != nil {
 		release, err := c.cfg.Admit(f, c.nc.RemoteAddr().String())
@@ -96,8 +99,8 @@ func (c *conn) connect(f *stomp.Frame) error {
 	}
 	clientID := f.Get("client-id")
 	sessionID := clientID
-	if c.principal != nil && clientID != "" && c.principal.Scope() != "" {
-		sessionID = c.principal.Scope() + "/" + clientID
+	if who != nil && clientID != "" && who.Scope() != "" {
+		sessionID = who.Scope() + "/" + clientID
 	}
 	sess, err := c.srv.broker.Open(sessionID, c)
 	if err != nil {
@@ -135,8 +138,9 @@ func (c *conn) connect(f *stomp.Frame) error {
 // ActiveMQ uses, so that operators searching their logs find it.
 func (c *conn) forbidden(f *stomp.Frame, what, dest string) error {
 	c.srv.denied.Add(1)
-	c.log.Warn("not authorized", "user", c.principal.Name(), "command", f.Command, "destination", dest)
-	return &clientErr{msg: fmt.Sprintf("user %s is not authorized to %s %s", c.principal.Name(), what, dest), receipt: f.Get("receipt")}
+	name := c.who().Name()
+	c.log.Warn("not authorized", "user", name, "command", f.Command, "destination", dest)
+	return &clientErr{msg: fmt.Sprintf("user %s is not authorized to %s %s", name, what, dest), receipt: f.Get("receipt")}
 }
 
 // call runs one Session operation with a done callback, counting it in
@@ -162,7 +166,7 @@ func (c *conn) send(f *stomp.Frame) error {
 	if dest == "" {
 		return frameErr(f, "SEND frame has no destination")
 	}
-	if c.principal != nil && !c.principal.MaySend(dest) {
+	if who := c.who(); who != nil && !who.MaySend(dest) {
 		return c.forbidden(f, "write to", dest)
 	}
 	// The message outlives the frame (in the engine's memory, in a
@@ -247,7 +251,7 @@ func (c *conn) subscribe(f *stomp.Frame) error {
 	if spec.Destination == "" {
 		return frameErr(f, "SUBSCRIBE frame has no destination")
 	}
-	if c.principal != nil && !c.principal.MayReceive(spec.Destination) {
+	if who := c.who(); who != nil && !who.MayReceive(spec.Destination) {
 		return c.forbidden(f, "read from", spec.Destination)
 	}
 	if spec.ID == "" {
@@ -280,6 +284,12 @@ func (c *conn) subscribe(f *stomp.Frame) error {
 		}
 		spec.Network = ns
 	}
+	c.mu.Lock()
+	if c.subs == nil {
+		c.subs = map[string]string{}
+	}
+	c.subs[spec.ID] = spec.Destination
+	c.mu.Unlock()
 	return c.call(f, func(done func(error)) error { return c.sess.Subscribe(spec, done) })
 }
 
@@ -318,6 +328,9 @@ func (c *conn) unsubscribe(f *stomp.Frame) error {
 		return frameErr(f, "UNSUBSCRIBE frame has no id")
 	}
 	durable := f.Get("activemq.subscriptionName")
+	c.mu.Lock()
+	delete(c.subs, id)
+	c.mu.Unlock()
 	return c.call(f, func(done func(error)) error { return c.sess.Unsubscribe(id, durable, done) })
 }
 

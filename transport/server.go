@@ -441,6 +441,55 @@ func (s *Server) Close(reason string) {
 	s.wg.Wait()
 }
 
+// Recheck runs every authenticated connection's principal through
+// refresh, after the users and rights were reloaded. A connection whose
+// refresh fails (the user was removed, or their password changed), or
+// whose new principal may no longer read a destination it subscribed to,
+// is closed with an ERROR saying why: its client must log in again under
+// the new rules. The others carry on with the refreshed principal. It
+// returns how many connections it closed.
+func (s *Server) Recheck(refresh func(Principal) (Principal, error)) int {
+	s.mu.Lock()
+	cs := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	closed := 0
+	for _, c := range cs {
+		if reason := c.recheck(refresh); reason != "" {
+			c.log.Warn("closing a connection the reloaded users and rights no longer admit", "reason", reason)
+			c.shutdown(errorFrame(reason, "", ""), false)
+			closed++
+		}
+	}
+	return closed
+}
+
+// recheck refreshes the connection's principal and says why the
+// connection must end, "" if it may go on.
+func (c *conn) recheck(refresh func(Principal) (Principal, error)) string {
+	c.mu.Lock()
+	old := c.principal
+	c.mu.Unlock()
+	if old == nil {
+		return ""
+	}
+	p, err := refresh(old)
+	if err != nil {
+		return fmt.Sprintf("user %s is no longer admitted: %v", old.Name(), err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.principal = p
+	for _, dest := range c.subs {
+		if !p.MayReceive(dest) {
+			return fmt.Sprintf("user %s is no longer authorized to read from %s", p.Name(), dest)
+		}
+	}
+	return ""
+}
+
 // NumConns returns the number of open client connections.
 func (s *Server) NumConns() int {
 	s.mu.Lock()

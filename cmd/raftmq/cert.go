@@ -13,7 +13,7 @@ import (
 // runCert makes a development CA and certificates signed by it:
 //
 //	raftmq cert ca -dir certs
-//	raftmq cert node -dir certs -name n1 -hosts n1.example.com,10.0.0.1
+//	raftmq cert node -dir certs -name n1 -group orders -hosts n1.example.com
 //	raftmq cert ca -dir clients
 //	raftmq cert client -dir clients -name app
 //
@@ -32,6 +32,7 @@ func runCert(args []string) error {
 	dir := fs.String("dir", "raftmq-certs", "directory of the CA (ca.crt, ca.key) and of the files made")
 	name := fs.String("name", "", "CA: its common name (default raftmq-dev-ca); node or client: the files' base name and common name")
 	hosts := fs.String("hosts", "", "node: comma-separated DNS names and IP addresses it is reached at (default: localhost,127.0.0.1)")
+	group := fs.String("group", "default", "node: the raft group it is a member of (the server's --group)")
 	days := fs.Int("days", 0, "validity in days (CA: 3650, others: 365)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), certUsage+"\nflags:\n")
@@ -70,12 +71,15 @@ func runCert(args []string) error {
 			// client listener) and is shown as a client's (raft,
 			// bridges, joining).
 			req.Server = true
+			req.Group = *group
 			req.Hosts = splitAddrs(*hosts)
 			if len(req.Hosts) == 0 {
 				req.Hosts = []string{"localhost", "127.0.0.1"}
 			}
 		} else if *hosts != "" {
 			return usageError{fmt.Errorf("cert client: -hosts is for node certificates")}
+		} else if *group != "default" {
+			return usageError{fmt.Errorf("cert client: -group is for node certificates")}
 		}
 		certPath, keyPath, err := tlsconf.IssueCert(req)
 		if err != nil {
@@ -93,12 +97,15 @@ const certUsage = `usage: raftmq cert ca|node|client [flags]
 Makes a development CA and certificates it signs, ECDSA P-256:
 
   raftmq cert ca -dir certs                         certs/ca.crt, certs/ca.key
-  raftmq cert node -dir certs -name n1 -hosts n1.example.com,10.0.0.1
+  raftmq cert node -dir certs -name n1 -group orders -hosts n1.example.com
                                                     certs/n1.crt, certs/n1.key
   raftmq cert ca -dir clients                       a second CA, for clients
   raftmq cert client -dir clients -name app         clients/app.crt, clients/app.key
 
 Give each node --tls-cert certs/n1.crt --tls-key certs/n1.key --tls-ca certs/ca.crt.
-Every certificate the nodes' CA signs is trusted as a member of the group, so
-client certificates come from another CA (--stomp-client-ca clients/ca.crt).
+A node certificate names its group (a URI SAN, urn:raftmq:group:NAME); members
+admit each other by that name and the CA, so one CA can sign the nodes of
+several groups. Hosts are the names clients and other groups dial; members
+do not check each other's host names. Client certificates come from another
+CA (--stomp-client-ca clients/ca.crt).
 `

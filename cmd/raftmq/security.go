@@ -49,7 +49,9 @@ func (s *securityFlags) apply(cfg *node.Config) error {
 		if cfg.TLS == nil {
 			return errors.New("--stomp-client-ca needs --tls-cert and --tls-key")
 		}
-		src, err := tlsconf.Load(tlsconf.Files{Cert: s.cert, Key: s.key, CA: s.clientCA})
+		// The nodes' CA is trusted too: bridges from other groups present
+		// node certificates (and log in like any client).
+		src, err := tlsconf.Load(tlsconf.Files{Cert: s.cert, Key: s.key, CA: s.clientCA, ExtraCA: s.ca})
 		if err != nil {
 			return err
 		}

@@ -95,6 +95,7 @@ func newServerFlagSet(cfg *node.Config, sf *serverFlags, def node.Config) *flag.
 	fs.StringVar(&sf.queueLimits, "queue-limits", "", "file of per-queue limits overriding the --queue-* ones (see SECURITY.md)")
 	cfg.Queue.StoreLimit = node.DefaultStoreLimit
 	fs.Var(sizeValue{&cfg.Queue.StoreLimit}, "store-limit", "most persistent message bytes the group stores in all queues together, each message counting 256 bytes more for its bookkeeping; sends wait or fail beyond it, as their queue's --queue-full says (ActiveMQ's storeUsage); 0: no limit")
+	fs.Var(sizeValue{&cfg.Queue.HeldBytes}, "held-sends-limit", "memory for sends held by flow control, all queues together; past it a send to a full queue is refused (default 256MiB)")
 	fs.Var(sizeValue{&cfg.Queue.NonPersistentBytes}, "memory-limit", "memory for non-persistent messages waiting for consumers (persistent ones wait on disk; ActiveMQ's memoryUsage)")
 	cfg.Transport.HeartBeat = def.Transport.HeartBeat
 	fs.Var((*heartBeatValue)(&cfg.Transport.HeartBeat), "heartbeat",
@@ -142,7 +143,7 @@ var serverFlagGroups = []struct {
 	{"Raft", []string{"raft-heartbeat-timeout", "raft-election-timeout", "raft-leader-lease", "snapshot-threshold", "snapshot-interval", "trailing-logs"}},
 	{"Delivery", []string{"prefetch", "max-deliveries", "drop-expired", "dedupe-window"}},
 	{"Limits", []string{"max-frame-size", "max-headers", "max-header-line", "max-tx-frames", "max-tx-bytes", "max-subscriptions", "heartbeat", "write-timeout",
-		"max-connections", "queue-max-messages", "queue-max-bytes", "queue-full", "queue-block-timeout", "queue-limits", "store-limit", "memory-limit"}},
+		"max-connections", "queue-max-messages", "queue-max-bytes", "queue-full", "queue-block-timeout", "queue-limits", "store-limit", "memory-limit", "held-sends-limit"}},
 	{"Logging and debugging", []string{"log-level", "log-format", "pprof"}},
 	{"Configuration", []string{"config"}},
 }

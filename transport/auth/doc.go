@@ -83,9 +83,10 @@
 // With a users file and no ACL file, every user who logs in has every
 // right, as with ActiveMQ's simple authentication plugin alone. If
 // anonymous connections are allowed too, they may read and write every
-// queue and topic and administer destinations, but have no broker-wide
-// rights: those (the admin API, console and metrics, managing the group)
-// need a login or an ACL file that grants them to "anonymous". ActiveMQ
+// queue and topic but administer none, and have no broker-wide rights:
+// those (the admin API, console and metrics, managing the group, deleting
+// or purging destinations) need a login or an ACL file that grants them to
+// "anonymous". ActiveMQ
 // likewise protects its console apart from anonymous messaging access.
 //
 // With an ACL file, anonymous connections, if allowed, have exactly the

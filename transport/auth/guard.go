@@ -66,9 +66,11 @@ func NewGuard(o Options) (*Guard, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	// GOMAXPROCS rather than NumCPU: it is the CPUs the process may use,
-	// which a container's quota can make fewer than the machine's.
-	g := &Guard{opts: o, v: newVerifier(runtime.GOMAXPROCS(0))}
+	// Half the CPUs the process may use (GOMAXPROCS rather than NumCPU:
+	// a container's quota can make them fewer than the machine's), at
+	// least one: a flood of logins must leave raft and the delivery of
+	// messages a CPU to run on.
+	g := &Guard{opts: o, v: newVerifier(max(1, runtime.GOMAXPROCS(0)/2))}
 	if !g.Enabled() {
 		return g, nil
 	}
@@ -163,7 +165,7 @@ func (g *Guard) Login(login, passcode string) (*Principal, error) {
 	}
 	k := g.v.cacheKey(login, passcode)
 	if u != nil && g.v.remembered(k, hash) {
-		return &Principal{User: login, Groups: slices.Clone(u.groups)}, nil
+		return &Principal{User: login, Groups: slices.Clone(u.groups), hash: hash}, nil
 	}
 	ok, err := g.v.compare(hash, passcode)
 	if err != nil {
@@ -173,7 +175,36 @@ func (g *Guard) Login(login, passcode string) (*Principal, error) {
 		return nil, ErrBadCredentials
 	}
 	g.v.remember(k, hash)
-	return &Principal{User: login, Groups: slices.Clone(u.groups)}, nil
+	return &Principal{User: login, Groups: slices.Clone(u.groups), hash: hash}, nil
+}
+
+// Refresh checks a login Login returned against the rules in force now,
+// after a Reload: it returns the principal with the user's current groups,
+// or ErrBadCredentials when the user was removed or their password changed
+// (the login no longer proves anything), or ErrAnonymousRefused when
+// anonymous access was turned off. Connections call it to drop what the
+// new files no longer admit.
+func (g *Guard) Refresh(p *Principal) (*Principal, error) {
+	rs := g.rules.Load()
+	switch {
+	case p == nil:
+		return nil, ErrBadCredentials
+	case rs == nil:
+		return p, nil
+	case p.Anonymous:
+		if !g.opts.AllowAnonymous {
+			return nil, ErrAnonymousRefused
+		}
+		return p, nil
+	}
+	u := rs.users.byName[p.User]
+	if u == nil || u.hash != p.hash {
+		return nil, ErrBadCredentials
+	}
+	if slices.Equal(u.groups, p.Groups) {
+		return p, nil
+	}
+	return &Principal{User: p.User, Groups: slices.Clone(u.groups), hash: u.hash}, nil
 }
 
 // Allowed reports whether p has right r on dest, a STOMP destination
@@ -204,10 +235,10 @@ func (g *Guard) Allowed(p *Principal, dest string, r Right) bool {
 		}
 	}
 	if rs.acl == nil {
-		// Users alone: whoever is admitted may do everything, except that
-		// anonymous connections do not get the broker (see the package
-		// documentation).
-		return !p.Anonymous || k != kindBroker
+		// Users alone: whoever logs in may do everything; anonymous
+		// connections may send and receive, but administer nothing (see
+		// the package documentation).
+		return !p.Anonymous || k != kindBroker && r != Admin
 	}
 	return rs.acl.allowed(p, k, name, r)
 }

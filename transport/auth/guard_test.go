@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -101,14 +102,16 @@ func TestLoginAnonymous(t *testing.T) {
 		acl       string
 		anonymous bool
 		login     error
-		queue     bool // may use /queue/x
+		queue     bool // may read and write /queue/x
+		admin     bool // may administer /queue/x
 		broker    bool // may read the broker
 	}{
-		{"refused", "", false, ErrAnonymousRefused, false, false},
-		// Without an ACL file, queues and topics but not the broker.
-		{"no ACL", "", true, nil, true, false},
-		{"ACL without anonymous", "queue > read=* write=*\n", true, nil, false, false},
-		{"ACL with anonymous", "queue x read=anonymous write=anonymous admin=anonymous\nbroker * read=anonymous\n", true, nil, true, true},
+		{"refused", "", false, ErrAnonymousRefused, false, false, false},
+		// Without an ACL file, messaging on queues and topics, but no
+		// administration.
+		{"no ACL", "", true, nil, true, false, false},
+		{"ACL without anonymous", "queue > read=* write=*\n", true, nil, false, false, false},
+		{"ACL with anonymous", "queue x read=anonymous write=anonymous admin=anonymous\nbroker * read=anonymous\n", true, nil, true, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g, _ := newTestGuard(t, users, c.acl, c.anonymous)
@@ -123,8 +126,12 @@ func TestLoginAnonymous(t *testing.T) {
 				t.Errorf("anonymous principal %+v", p)
 			}
 			for r := Read; r <= Admin; r++ {
-				if got := g.Allowed(p, "/queue/x", r); got != c.queue {
-					t.Errorf("anonymous %v on /queue/x: %v, want %v", r, got, c.queue)
+				want := c.queue
+				if r == Admin {
+					want = c.admin
+				}
+				if got := g.Allowed(p, "/queue/x", r); got != want {
+					t.Errorf("anonymous %v on /queue/x: %v, want %v", r, got, want)
 				}
 			}
 			if got := g.Allowed(p, BrokerResource, Read); got != c.broker {
@@ -448,5 +455,49 @@ func TestLoginConcurrency(t *testing.T) {
 	release()
 	if g.v.sem == nil || cap(g.v.sem) != 2 {
 		t.Fatal("sem replaced")
+	}
+}
+
+// TestRefresh: after a reload, a login lives on with the user's new
+// groups, and ends when the user is gone or their password changed.
+func TestRefresh(t *testing.T) {
+	ann, bob := testHash(t, "ann-pw"), testHash(t, "bob-pw")
+	g, path := newTestGuard(t, "ann "+ann+" a\nbob "+bob+" b\n", "", true)
+	a, err := g.Login("ann", "ann-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := g.Login("bob", "bob-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon, err := g.Login("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := g.Refresh(a); err != nil || p != a {
+		t.Errorf("refresh without a change: %+v, %v", p, err)
+	}
+	// ann changes group and keeps her password; bob's password changes.
+	writeFile(t, filepath.Dir(path), "users", "ann "+ann+" c\nbob "+testHash(t, "new-pw")+" b\n")
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := g.Refresh(a); err != nil || p.User != "ann" || !p.InGroup("c") || p.InGroup("a") {
+		t.Errorf("ann after the reload: %+v, %v", p, err)
+	}
+	if _, err := g.Refresh(b); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("bob with a changed password: %v, want ErrBadCredentials", err)
+	}
+	if p, err := g.Refresh(anon); err != nil || !p.Anonymous {
+		t.Errorf("anonymous: %+v, %v", p, err)
+	}
+	// ann removed.
+	writeFile(t, filepath.Dir(path), "users", "bob "+bob+" b\n")
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Refresh(a); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("removed ann: %v, want ErrBadCredentials", err)
 	}
 }

@@ -32,6 +32,9 @@ type Principal struct {
 	User      string   // "" when Anonymous
 	Groups    []string // as the users file had them at login; ["anonymous"] when Anonymous
 	Anonymous bool     // admitted without a login
+	// hash is the password hash the login was checked against: Refresh
+	// ends a login whose password has been changed since.
+	hash string
 }
 
 // String names the principal in logs.

@@ -78,6 +78,10 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 	return &Reader{br: bufio.NewReaderSize(r, bufSize), lim: lim.withDefaults()}
 }
 
+// SetLimits replaces the limits for the frames that follow: a server reads
+// the CONNECT frame, before it knows who is speaking, under tighter ones.
+func (r *Reader) SetLimits(lim Limits) { r.lim = lim.withDefaults() }
+
 // SetVersion selects the header unescaping rules for the frames that follow,
 // once a connection has negotiated its version.
 func (r *Reader) SetVersion(v Version) { r.esc = escapingFor(v) }

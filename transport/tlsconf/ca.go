@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,6 +98,9 @@ type CertRequest struct {
 	// Client and Server select the extended key usages; a node
 	// certificate, used for both sides of raft and HTTP, has both.
 	Client, Server bool
+	// Group, for a node certificate, is the raft group the node belongs
+	// to, written as the URI SAN GroupURI(Group) that members check.
+	Group string
 }
 
 // IssueCert makes an ECDSA P-256 key and a certificate for it signed by the
@@ -176,6 +180,9 @@ func (r *CertRequest) template() (*x509.Certificate, error) {
 	}
 	if r.Client {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+	}
+	if r.Group != "" {
+		tmpl.URIs = []*url.URL{GroupURI(r.Group)}
 	}
 	for _, h := range r.Hosts {
 		h = strings.TrimSpace(h)

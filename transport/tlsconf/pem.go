@@ -158,8 +158,9 @@ func loadKeyPair(certPath, keyPath string) ([]*x509.Certificate, crypto.Signer, 
 	return certs, key, nil
 }
 
-// loadPool reads a bundle of trusted CA certificates.
-func loadPool(path string) (*x509.CertPool, error) {
+// loadPool adds a bundle of trusted CA certificates to pool (a new pool
+// when nil).
+func loadPool(pool *x509.CertPool, path string) (*x509.CertPool, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load CA bundle %s: %w", path, err)
@@ -168,7 +169,9 @@ func loadPool(path string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load CA bundle %s: %w", path, err)
 	}
-	pool := x509.NewCertPool()
+	if pool == nil {
+		pool = x509.NewCertPool()
+	}
 	for _, c := range certs {
 		pool.AddCert(c)
 	}

@@ -29,6 +29,10 @@ type Files struct {
 	// certificates. Empty means the system roots verify servers, and client
 	// certificates cannot be verified at all (see ErrNoClientCA).
 	CA string
+	// ExtraCA is a second bundle trusted alongside CA, in the same pool:
+	// a client listener that verifies client certificates also trusts
+	// the nodes' CA, whose certificates other groups' bridges present.
+	ExtraCA string
 }
 
 // material is one consistent snapshot of the files. It is never modified
@@ -45,6 +49,7 @@ type Source struct {
 	files  Files
 	reload sync.Mutex // serializes Reload, so two SIGHUPs cannot swap out of order
 	cur    atomic.Pointer[material]
+	check  func(leaf *x509.Certificate) error // set by RequireGroup; under reload
 }
 
 // Load reads f and returns a Source holding it.
@@ -73,8 +78,11 @@ func load(f Files) (*material, error) {
 	for _, c := range certs {
 		m.cert.Certificate = append(m.cert.Certificate, c.Raw)
 	}
-	if f.CA != "" {
-		if m.pool, err = loadPool(f.CA); err != nil {
+	for _, bundle := range []string{f.CA, f.ExtraCA} {
+		if bundle == "" {
+			continue
+		}
+		if m.pool, err = loadPool(m.pool, bundle); err != nil {
 			return nil, fmt.Errorf("tlsconf: %w", err)
 		}
 	}
@@ -90,6 +98,11 @@ func (s *Source) Reload() error {
 	m, err := load(s.files)
 	if err != nil {
 		return err
+	}
+	if s.check != nil {
+		if err := s.check(m.leaf); err != nil {
+			return err
+		}
 	}
 	s.cur.Store(m)
 	return nil
