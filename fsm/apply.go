@@ -7,6 +7,8 @@ import (
 
 	"github.com/cockroachdb/pebble"
 	"github.com/hashicorp/raft"
+
+	"github.com/raftmq/raftmq/queue/selector"
 )
 
 // Headers added to a dead-lettered message, as ActiveMQ names them.
@@ -122,6 +124,8 @@ func (a *applier) apply(c *Command) Result {
 		return a.createQueue(c)
 	case OpMove:
 		return a.move(c)
+	case OpFire:
+		return a.fire(c)
 	}
 	// DecodeBatch lets an unknown op through only when it is skippable.
 	return Result{Err: fmt.Errorf("%w: op %#x", ErrSkipped, byte(c.Op))}
@@ -166,8 +170,10 @@ func (a *applier) publish(c *Command) Result {
 	}
 	a.emit(Change{Kind: Published, Queue: c.Topic, Msg: c.Msg})
 	// Stored messages are read-only, so the copies share one *Message.
-	for _, r := range a.st.byTopic[c.Topic] {
-		a.put(r.queue, c.Msg)
+	for i := range a.st.byTopic[c.Topic] {
+		if r := &a.st.byTopic[c.Topic][i]; r.selects(c.Msg) {
+			a.put(r.queue, c.Msg)
+		}
 	}
 	// Recorded even without durable subscriptions: the publish reached the
 	// non-durable subscribers, and a resend must not reach them again.
@@ -244,6 +250,9 @@ func (a *applier) subscribe(c *Command) Result {
 	}
 	if c.Durable.Topic == "" {
 		return invalid("durable subscription %q without a topic", c.Durable.Name)
+	}
+	if _, err := selector.Compile(c.Durable.Selector); err != nil {
+		return invalid("durable subscription %q: %v", c.Durable.Name, err)
 	}
 	d := *c.Durable
 	q := d.Queue()

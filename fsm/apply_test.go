@@ -210,6 +210,31 @@ func TestCreateQueue(t *testing.T) {
 	}
 }
 
+// TestDurableSelector: a publish stores a copy only in the durable
+// subscriptions whose selector selects it; an invalid selector is refused.
+func TestDurableSelector(t *testing.T) {
+	h := newHarness(t)
+	rec := attach(t, h.f)
+	eu := Durable{ClientID: "c", Name: "eu", Topic: "/topic/t", Selector: "region = 'eu'"}
+	all := Durable{ClientID: "c", Name: "all", Topic: "/topic/t"}
+	h.mustApply(Command{Op: OpSubscribe, Durable: &eu}, Command{Op: OpSubscribe, Durable: &all})
+	rec.take()
+	euMsg := testMessage("1", "/topic/t", "x", "region", "eu")
+	usMsg := testMessage("2", "/topic/t", "y", "region", "us")
+	h.mustApply(Command{Op: OpPublish, Topic: "/topic/t", Msg: euMsg}, Command{Op: OpPublish, Topic: "/topic/t", Msg: usMsg})
+	st := dumpFSM(t, h.f)
+	if got := seqsOf(st, eu.Queue()); len(got) != 1 {
+		t.Errorf("eu subscription holds %v, want the eu message only", got)
+	}
+	if got := seqsOf(st, all.Queue()); len(got) != 2 {
+		t.Errorf("subscription without selector holds %v, want both", got)
+	}
+	bad := Durable{ClientID: "c", Name: "bad", Topic: "/topic/t", Selector: "region = "}
+	if r := h.apply(Command{Op: OpSubscribe, Durable: &bad}); r[0].Err == nil {
+		t.Error("a durable subscription with an invalid selector was stored")
+	}
+}
+
 func TestSubscribeReplaceUnsubscribe(t *testing.T) {
 	h := newHarness(t)
 	rec := attach(t, h.f)
@@ -230,7 +255,7 @@ func TestSubscribeReplaceUnsubscribe(t *testing.T) {
 
 	// Another selector replaces it, and its messages no longer match.
 	sel := d
-	sel.Selector = "priority > 5"
+	sel.Selector = "JMSPriority >= 4"
 	h.mustApply(Command{Op: OpSubscribe, Durable: &sel})
 	sameChanges(t, rec.take(), []Change{
 		{Kind: DurableRemoved, Durable: &d},

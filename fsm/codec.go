@@ -26,6 +26,7 @@ import (
 //	OpSetMember, OpRemoveMember   member
 //	OpCreateQueue                 queue:string
 //	OpMove                        queue:string seqs target:string
+//	OpFire                        queue:string seqs due:varint
 //
 //	string  = len:uvarint bytes
 //	seqs    = n:uvarint (zigzag varint of seq minus the previous seq){n}
@@ -45,7 +46,9 @@ import (
 // OpRemoveMember, and later OpCreateQueue and OpMove, which only the
 // admin API proposes) change state, so they are not skippable either: a
 // node too old to know one stops applying rather than diverge, so a group
-// is upgraded before its operators use those actions.
+// is upgraded before its operators use those actions. The same holds for
+// OpFire, added later still without a new batch format: a group is
+// upgraded before its clients schedule messages.
 //
 // A message's text fields (id, destination, header keys and values) are
 // concatenated in text, after all their lengths: the decoder makes one
@@ -146,7 +149,7 @@ func decodeBatch(b []byte, aliasBodies bool) ([]Command, error) {
 // knownOp reports whether this version can decode and apply op. Extend it,
 // payloadSize, appendPayload, payload and applier.apply together.
 func knownOp(op Op) bool {
-	return op >= OpEnqueue && op <= OpMove
+	return op >= OpEnqueue && op <= OpFire
 }
 
 func payloadSize(c *Command) int {
@@ -165,6 +168,8 @@ func payloadSize(c *Command) int {
 		return stringSize(c.Queue)
 	case OpMove:
 		return stringSize(c.Queue) + seqsSize(c.Seqs) + stringSize(c.Target)
+	case OpFire:
+		return stringSize(c.Queue) + seqsSize(c.Seqs) + varintLen(c.Due)
 	case OpExpireDedupe:
 		return varintLen(c.Before)
 	case OpSetMember, OpRemoveMember:
@@ -199,6 +204,10 @@ func appendPayload(b []byte, c *Command) []byte {
 		b = appendString(b, c.Queue)
 		b = appendSeqs(b, c.Seqs)
 		b = appendString(b, c.Target)
+	case OpFire:
+		b = appendString(b, c.Queue)
+		b = appendSeqs(b, c.Seqs)
+		b = binary.AppendVarint(b, c.Due)
 	case OpExpireDedupe:
 		b = binary.AppendVarint(b, c.Before)
 	case OpSetMember, OpRemoveMember:
@@ -239,6 +248,10 @@ func (d *decoder) payload(c *Command, format byte) {
 		c.Queue = d.name()
 		c.Seqs = d.seqs()
 		c.Target = d.name()
+	case OpFire:
+		c.Queue = d.name()
+		c.Seqs = d.seqs()
+		c.Due = d.varint()
 	case OpExpireDedupe:
 		c.Before = d.varint()
 	case OpSetMember, OpRemoveMember:
@@ -389,7 +402,7 @@ func appendOptMember(b []byte, m *Member) []byte {
 
 // appendMeta appends the index value of an entry:
 //
-//	meta = priority:byte expires:varint size:uvarint [path:string]
+//	meta = priority:byte expires:varint size:uvarint [path:string [due:varint]]
 //
 // path is optional and trailing: it is written only when not empty, so
 // an entry that never crossed a bridge costs no byte more, and the records
@@ -398,12 +411,21 @@ func appendOptMember(b []byte, m *Member) []byte {
 // meta): such records appear only once bridges forward messages, and a
 // snapshot carries them to every node, so a group must be upgraded whole
 // before it joins a network.
+//
+// due (Meta.Due, entries of ScheduledQueue only) follows the path, which
+// is then written even when empty; it is never 0 when written. A version
+// without it refuses such a record (bytes after the path), the safe
+// failure: such records appear only once a client schedules a message,
+// which also needs OpFire.
 func appendMeta(b []byte, m Meta) []byte {
 	b = append(b, m.Priority)
 	b = binary.AppendVarint(b, m.Expires)
 	b = binary.AppendUvarint(b, uint64(m.Size))
-	if m.Path != "" {
+	if m.Path != "" || m.Due != 0 {
 		b = appendString(b, m.Path)
+	}
+	if m.Due != 0 {
+		b = binary.AppendVarint(b, m.Due)
 	}
 	return b
 }
@@ -634,10 +656,16 @@ func (d *decoder) meta() Meta {
 		d.fail("meta size %d overflows int", size)
 	}
 	m.Size = int(size)
-	// The optional trailing path (see appendMeta): a meta is always a whole
-	// value, so bytes left after the size can only be the path.
+	// The optional trailing path and due (see appendMeta): a meta is
+	// always a whole value, so bytes left after the size can only be the
+	// path, and after the path the due time.
 	if d.err == nil && len(d.b) > 0 {
 		m.Path = d.string()
+	}
+	if d.err == nil && len(d.b) > 0 {
+		if m.Due = d.varint(); d.err == nil && m.Due == 0 {
+			d.fail("meta with a zero due time")
+		}
 	}
 	return m
 }

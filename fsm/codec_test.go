@@ -47,6 +47,8 @@ func allOps() []Command {
 		Command{Op: OpCreateQueue, Queue: "/queue/new"},
 		Command{Op: OpMove, Queue: "/queue/DLQ.a", Seqs: []uint64{9, 4, 1 << 50}, Target: "/queue/a"},
 		Command{Op: OpMove},
+		Command{Op: OpFire, Queue: ScheduledQueue, Seqs: []uint64{1 << 33}, Due: 1_700_000_000_123},
+		Command{Op: OpFire},
 	)
 }
 
@@ -407,6 +409,61 @@ func TestMetaRecordPath(t *testing.T) {
 		if _, err := decodeMeta(bad); !errors.Is(err, errCorrupt) {
 			t.Errorf("%s: err = %v, want errCorrupt", name, err)
 		}
+	}
+}
+
+// TestMetaRecordDue checks the optional due time after the path: it
+// costs nothing to entries without one, forces an (empty) path before it,
+// and a zero due is never written nor read.
+func TestMetaRecordDue(t *testing.T) {
+	base := Meta{Priority: 4, Size: 120}
+	plain := appendMeta(nil, base)
+	for _, m := range []Meta{
+		{Priority: 4, Size: 120, Due: 1_700_000_000_500},
+		{Priority: 4, Size: 120, Due: -5},
+		{Priority: 4, Size: 120, Path: "A", Due: 1},
+	} {
+		v := appendMeta(nil, m)
+		want := appendString(bytes.Clone(plain), m.Path)
+		want = binary.AppendVarint(want, m.Due)
+		if !bytes.Equal(v, want) {
+			t.Fatalf("%+v encodes as %x, want %x", m, v, want)
+		}
+		if got, err := decodeMeta(v); err != nil || got != m {
+			t.Fatalf("%+v decodes as %+v, %v", m, got, err)
+		}
+	}
+	zero := binary.AppendVarint(appendString(bytes.Clone(plain), ""), 0)
+	if _, err := decodeMeta(zero); !errors.Is(err, errCorrupt) {
+		t.Fatalf("zero due: err = %v, want errCorrupt", err)
+	}
+	extra := append(binary.AppendVarint(appendString(bytes.Clone(plain), ""), 7), 0)
+	if _, err := decodeMeta(extra); !errors.Is(err, errCorrupt) {
+		t.Fatalf("bytes after the due: err = %v, want errCorrupt", err)
+	}
+}
+
+func TestScheduleHeader(t *testing.T) {
+	s := Schedule{Due: -1_700_000_000_000, Period: 5, Remaining: 1000, Fired: 3}
+	got, err := ParseSchedule(s.String())
+	if err != nil || got != s {
+		t.Fatalf("round trip of %+v: %+v, %v", s, got, err)
+	}
+	for _, bad := range []string{"", "1 2 3", "1 2 3 4 5", "1 -2 3 4", "1 2 -3 4", "1 2 3 -4", "a 2 3 4", "1  2 3", " 1 2 3 4"} {
+		if _, err := ParseSchedule(bad); err == nil {
+			t.Errorf("ParseSchedule(%q) accepted it", bad)
+		}
+	}
+	m := testMessage("id", ScheduledQueue, "b", HeaderSchedule, "10 0 0 0", HeaderSchedule, "20 0 0 0")
+	if got := MetaOf(m); got.Due != 10 {
+		t.Fatalf("MetaOf due = %d, want the first header's 10", got.Due)
+	}
+	SetSchedule(m, Schedule{Due: 30})
+	if got, ok := ScheduleOf(m); !ok || got.Due != 30 {
+		t.Fatalf("after SetSchedule: %+v %v", got, ok)
+	}
+	if got := MetaOf(testMessage("id", "/queue/q", "b", HeaderSchedule, "junk")); got.Due != 0 {
+		t.Fatalf("unreadable schedule: due %d, want 0", got.Due)
 	}
 }
 

@@ -21,6 +21,13 @@
 // path (HeaderNetworkPath), so the leader knows which groups a message went
 // through without reading its body.
 //
+// Scheduled delivery (schedule.go): a scheduled message is an entry of
+// ScheduledQueue whose HeaderSchedule records, once and for all, when it
+// is due; its index record carries the due time (Meta.Due). OpFire, which
+// the leader proposes at that time, delivers a copy and reschedules or
+// removes the entry from the stored state alone, and is a no-op for an
+// entry that fired already.
+//
 // Durability: pebble writes without fsync because the raft log is the
 // durable record; Snapshot syncs pebble before raft may truncate that log.
 package fsm

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/raftmq/raftmq/queue/selector"
 )
 
 // state is one pebble store and what the apply path keeps in memory about
@@ -42,6 +44,20 @@ type state struct {
 type durableRef struct {
 	queue string
 	d     *Durable
+	// sel is d.Selector compiled; nil selects everything. A selector
+	// that does not compile (the leader checks before proposing, so only
+	// a newer leader's grammar could store one) selects nothing, on every
+	// node alike.
+	sel     *selector.Selector
+	selNone bool
+}
+
+// selects reports whether the durable subscription takes m.
+func (r *durableRef) selects(m *Message) bool {
+	if r.selNone {
+		return false
+	}
+	return r.sel == nil || r.sel.Matches(m.Property)
 }
 
 // loadState reads the meta record, queues and durables of db.
@@ -128,7 +144,12 @@ func (st *state) addDurable(d *Durable) {
 	// Sorted by store queue: Publish stores its copies in this order, and
 	// seq assignment must not depend on map iteration.
 	i, _ := slices.BinarySearchFunc(refs, q, func(r durableRef, q string) int { return strings.Compare(r.queue, q) })
-	st.byTopic[d.Topic] = slices.Insert(refs, i, durableRef{queue: q, d: d})
+	ref := durableRef{queue: q, d: d}
+	if d.Selector != "" {
+		sel, err := selector.Compile(d.Selector)
+		ref.sel, ref.selNone = sel, err != nil
+	}
+	st.byTopic[d.Topic] = slices.Insert(refs, i, ref)
 }
 
 func (st *state) removeDurable(d *Durable) {

@@ -47,6 +47,10 @@ type Meta struct {
 	// never crossed a bridge: the leader decides where a message may be
 	// forwarded without reading its body.
 	Path string
+	// Due is, for an entry of ScheduledQueue, the unix ms at which its
+	// next copy fires (the Due of its HeaderSchedule); 0 for every other
+	// entry. The leader arms its timers from it without reading bodies.
+	Due int64
 }
 
 // MetaOf returns the Meta of m. It is the one place that derives a Meta
@@ -55,10 +59,15 @@ type Meta struct {
 // repeated headers.
 func MetaOf(m *Message) Meta {
 	meta := Meta{Priority: m.Priority, Expires: m.Expires, Size: m.Size()}
+	path, sched := false, false
 	for _, h := range m.Headers {
-		if h.Key == HeaderNetworkPath {
-			meta.Path = h.Value
-			break
+		switch {
+		case h.Key == HeaderNetworkPath && !path:
+			meta.Path, path = h.Value, true
+		case h.Key == HeaderSchedule && !sched:
+			// A value that does not parse is due at once (see applier.fire).
+			s, _ := ParseSchedule(h.Value)
+			meta.Due, sched = s.Due, true
 		}
 	}
 	return meta
@@ -102,6 +111,15 @@ const (
 	// which becomes their destination, without the dead-letter headers:
 	// an operator sending dead letters back, or elsewhere.
 	OpMove Op = 13
+	// OpFire (Queue, Seqs: one seq, Due) fires the scheduled entry seq of
+	// Queue (ScheduledQueue) if it still exists and its schedule's Due is
+	// Due: it removes the entry, delivers a copy to the message's
+	// destination (a queue, or a topic as OpPublish does) and, if the
+	// schedule has repeats left, stores the entry again, due one period
+	// later. Anything else (the entry gone, or due at another time) makes
+	// it a no-op, so a duplicate or stale fire changes nothing. Applying
+	// it reads no clock: the copy's timestamp is the due time.
+	OpFire Op = 14
 
 	// OpSkippable marks a command a node may ignore if it does not know
 	// the type, so that a newer leader can add optional commands. Only a
@@ -132,6 +150,7 @@ type Command struct {
 	DedupeID string
 	Before   int64   // OpExpireDedupe: unix ms; ids recorded before it are forgotten
 	Member   *Member // OpSetMember, OpRemoveMember
+	Due      int64   // OpFire: the due time the entry must have (unix ms)
 }
 
 // MaxDedupeIDLen bounds Command.DedupeID (ids are keys, and snapshots

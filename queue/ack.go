@@ -262,7 +262,9 @@ func (e *Engine) txWaiter(s *Session, t *tx, done func(error)) *waiter {
 		return i
 	}
 	for _, m := range t.sends {
-		if isTopic(m.Destination) {
+		// A scheduled send does not count in its queue until it fires
+		// (schedule.go).
+		if isTopic(m.Destination) || scheduled(m) {
 			continue
 		}
 		if q := e.limitedQueue(m.Destination); q != nil {
@@ -341,7 +343,14 @@ func (e *Engine) commitTx(t *tx, done func(error)) ([]fsm.Command, func(error)) 
 	var cmds []fsm.Command
 	var memory, reserved []*fsm.Message
 	var topics []*topic
+	now := e.nowMs()
 	for _, m := range t.sends {
+		// Scheduled delivery (schedule.go): stored for later, its delay
+		// counting from the commit.
+		if sc, ok, err := parseSchedule(m); ok && err == nil {
+			cmds = append(cmds, scheduleCommand(m, sc, now))
+			continue
+		}
 		if !isTopic(m.Destination) {
 			if q := e.limitedQueue(m.Destination); q != nil {
 				e.reserve(q, m)

@@ -54,6 +54,15 @@ type SubscribeSpec struct {
 	Ack         AckMode
 	Prefetch    int    // max unacknowledged messages; 0 means the default
 	DurableName string // activemq.subscriptionName: a durable topic subscription
+	// Selector (JMS SQL-92, queue/selector) limits the messages it gets;
+	// a durable subscription keeps it. A change of a durable's selector
+	// replaces the subscription and its stored messages, as JMS says.
+	Selector string
+	// Exclusive (activemq.exclusive) asks to be the queue's only
+	// consumer while it is there; Priority (activemq.priority) ranks the
+	// consumers of a queue: higher ones are served first.
+	Exclusive bool
+	Priority  int
 	// Network, when not nil, marks a subscription opened by a bridge to
 	// another group (see network.go). Other subscriptions are local.
 	Network *NetworkSpec

@@ -6,10 +6,14 @@ import (
 	"github.com/raftmq/raftmq/fsm"
 )
 
-// dispatch hands q's pending messages to its consumers, round robin, while
-// a consumer has prefetch credit and its connection has room. A queue with
-// network consumers goes by dispatchNetwork, so the rules of networks cost
-// the others nothing.
+// dispatch hands q's pending messages to its consumers while a consumer
+// has prefetch credit and its connection has room, each message to the
+// consumer pick chooses (consumers.go: selectors, exclusive consumers,
+// priorities, message groups). A message no consumer may have is parked;
+// one that only consumers without room now may have is stepped over, at
+// most maxSetAside per call, and stays in its place. A queue with network
+// consumers goes by dispatchNetwork, so the rules of networks cost the
+// others nothing.
 func (e *Engine) dispatch(q *destQueue) {
 	if e.closed || len(q.consumers) == 0 {
 		return
@@ -19,24 +23,36 @@ func (e *Engine) dispatch(q *destQueue) {
 		return
 	}
 	now := e.nowMs()
-	for q.pending.n > 0 {
-		s := q.nextConsumer()
-		if s == nil {
-			return
-		}
+	var buf [16]*ref
+	aside := buf[:0]
+	for q.pending.n > 0 && len(aside) < maxSetAside && q.anyReady() {
 		r := q.pending.pop()
 		if r == nil {
-			return
+			break
 		}
 		e.take(q, r)
 		if r.expired(now) {
 			e.expire(q, r)
 			continue
 		}
+		// The body is needed to choose (selectors and groups read
+		// headers), and would be read for the delivery anyway.
 		if r.msg == nil && !e.loadBody(q, r) {
 			continue
 		}
+		s := q.pick(r)
+		if s == nil {
+			if q.anyMayHave(r, false) {
+				aside = append(aside, r)
+			} else {
+				e.park(q, r)
+			}
+			continue
+		}
 		e.deliver(s, q, r, r.msg)
+	}
+	for _, r := range aside {
+		e.putBack(q, r)
 	}
 }
 
@@ -80,7 +96,10 @@ func (e *Engine) dispatchNetwork(q *destQueue) {
 				p = q.pending.peek()
 			}
 			if p == nil || before(k, p) {
-				if s = q.nextLocal(); s == nil {
+				if k.msg == nil && !e.loadBody(q, k) {
+					continue
+				}
+				if s = q.pick(k); s == nil {
 					parked = false
 					continue
 				}
@@ -101,18 +120,18 @@ func (e *Engine) dispatchNetwork(q *destQueue) {
 			e.expire(q, r)
 			continue
 		}
+		if r.msg == nil && !e.loadBody(q, r) {
+			continue
+		}
 		if s == nil {
 			s = q.consumerFor(r, replay)
 		}
 		if s == nil {
-			if !replay && !q.networkMayHave(r) {
+			if !replay && !q.networkMayHave(r) || !q.anyMayHave(r, replay) {
 				e.park(q, r)
 			} else {
 				aside = append(aside, r)
 			}
-			continue
-		}
-		if r.msg == nil && !e.loadBody(q, r) {
 			continue
 		}
 		e.deliver(s, q, r, r.msg)
@@ -125,10 +144,14 @@ func (e *Engine) dispatchNetwork(q *destQueue) {
 }
 
 // park moves r, taken from q's pending messages, to its parked ones: no
-// network consumer of q may have it, and only a local consumer will take
-// it. It stays there until q's consumers change so that this may no
-// longer hold (unpark).
+// consumer of q may have it, or (with network consumers) no network
+// consumer may, and only a local consumer will take it. It stays there
+// until q's consumers change (unpark). Its body leaves the cache: parked
+// messages may be many, and wait long.
 func (e *Engine) park(q *destQueue, r *ref) {
+	if r.persistent && r.cached {
+		e.uncache(r)
+	}
 	if r.state == refInflight {
 		q.inflight--
 	}
@@ -202,20 +225,6 @@ func (e *Engine) readAhead(q *destQueue, r *ref) {
 	}
 }
 
-// nextConsumer picks the next consumer, round robin, that can take a
-// message now.
-func (q *destQueue) nextConsumer() *subscription {
-	n := len(q.consumers)
-	for i := 0; i < n; i++ {
-		s := q.consumers[(q.rr+i)%n]
-		if s.ready() {
-			q.rr = (q.rr + i + 1) % n
-			return s
-		}
-	}
-	return nil
-}
-
 // ready reports whether the subscription can take a message now: it has
 // prefetch credit and its connection has room.
 func (s *subscription) ready() bool {
@@ -232,20 +241,6 @@ func (q *destQueue) anyReady() bool {
 	return false
 }
 
-// nextLocal picks the next local consumer, round robin, that can take a
-// message now.
-func (q *destQueue) nextLocal() *subscription {
-	n := len(q.consumers)
-	for i := 0; i < n; i++ {
-		j := (q.rr + i) % n
-		if s := q.consumers[j]; s.net == nil && s.ready() {
-			q.rr = (j + 1) % n
-			return s
-		}
-	}
-	return nil
-}
-
 // networkMayHave reports whether some network consumer of q, able to take
 // a message now or not, may have r.
 func (q *destQueue) networkMayHave(r *ref) bool {
@@ -258,16 +253,17 @@ func (q *destQueue) networkMayHave(r *ref) bool {
 }
 
 // consumerFor picks the consumer for r among those that can take a message
-// now: round robin over the local consumers and the network consumers
-// that may have r (all of them on replay), and a LowPriority network
-// consumer only when none of those can. nil means none may have r.
+// now and may have it (mayHave): the local consumers and the network
+// consumers that may have r (all of them on replay), the highest priority
+// first, round robin among equals, and a LowPriority network consumer only
+// when none of those can. nil means none can.
 func (q *destQueue) consumerFor(r *ref, replay bool) *subscription {
 	n := len(q.consumers)
-	low := -1
+	best, low := -1, -1
 	for i := 0; i < n; i++ {
 		j := (q.rr + i) % n
 		s := q.consumers[j]
-		if !s.ready() {
+		if !s.ready() || !q.mayHave(s, r) {
 			continue
 		}
 		if s.net != nil {
@@ -281,16 +277,20 @@ func (q *destQueue) consumerFor(r *ref, replay bool) *subscription {
 				continue
 			}
 		}
-		q.rr = (j + 1) % n
-		return s
+		if best < 0 || s.priority > q.consumers[best].priority {
+			best = j
+		}
 	}
-	if low < 0 {
+	if best < 0 {
+		// The cursor moves past it, so low-priority consumers share
+		// round robin among themselves too.
+		best = low
+	}
+	if best < 0 {
 		return nil
 	}
-	// The cursor moves past it, so low-priority consumers share round
-	// robin among themselves too.
-	q.rr = (low + 1) % n
-	return q.consumers[low]
+	q.rr = (best + 1) % n
+	return q.consumers[best]
 }
 
 func (e *Engine) deliver(s *subscription, q *destQueue, r *ref, msg *fsm.Message) {
@@ -308,6 +308,7 @@ func (e *Engine) deliver(s *subscription, q *destQueue, r *ref, msg *fsm.Message
 		q:             q,
 		ref:           r,
 	}
+	q.delivered(s, r)
 	sess.deliveries[d.AckID] = d
 	sess.byMsgID[msg.ID] = d
 	s.inflight = append(s.inflight, d)

@@ -50,6 +50,8 @@ type Engine struct {
 	demand chan struct{} // DemandChanged: buffered(1), signalled without blocking
 	since  time.Time     // when the engine started: its counters count from here
 
+	sched scheduler // scheduled delivery: fsm.ScheduledQueue's mirror and timer (schedule.go)
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -87,6 +89,11 @@ type destQueue struct {
 	limit DestLimit
 	gated bool
 	held  waitList // sends waiting for room (flow.go)
+
+	// Who gets what (consumers.go): the exclusive consumer, if any
+	// asked, and the consumer each message group is pinned to.
+	owner  *subscription
+	groups map[string]*subscription
 }
 
 type topic struct {
@@ -145,6 +152,7 @@ func newEngineWithClock(cfg Config, log Log, store Store, now func() time.Time) 
 	}
 	e.wg.Add(1)
 	go e.sweepLoop()
+	e.startScheduler() // scheduled delivery (schedule.go)
 	if e.anyLimit {
 		e.wg.Add(1)
 		go e.admitLoop()
@@ -185,6 +193,14 @@ func (e *Engine) Load(v fsm.View) error {
 		return fmt.Errorf("load queues: %w", err)
 	}
 	for _, name := range names {
+		// Scheduled messages are not a queue's: the scheduler arms its
+		// timers with them (schedule.go).
+		if name == fsm.ScheduledQueue {
+			if err := e.loadScheduled(v); err != nil {
+				return err
+			}
+			continue
+		}
 		q := e.queue(name)
 		err := v.Entries(name, func(seq uint64, m fsm.Meta) error {
 			r := &ref{seq: seq, meta: m, persistent: true, redelivered: true}
@@ -213,6 +229,10 @@ func (e *Engine) Applied(changes []fsm.Change) {
 	touched := make(map[*destQueue]struct{})
 	for i := range changes {
 		c := &changes[i]
+		if c.Queue == fsm.ScheduledQueue { // scheduled delivery (schedule.go)
+			e.scheduledChange(c)
+			continue
+		}
 		switch c.Kind {
 		case fsm.Enqueued:
 			q := e.queue(c.Queue)

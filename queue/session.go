@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/raftmq/raftmq/fsm"
+	"github.com/raftmq/raftmq/queue/selector"
 )
 
 // Session is one client connection's view of the engine.
@@ -32,6 +33,11 @@ type subscription struct {
 	durable  *durableSub  // durable topic subscription
 	claim    string       // durable key claimed while being created
 	net      *NetworkSpec // a bridge's network subscription (TTL filled in); nil: local
+	// What it asked of the queue (consumers.go): only messages its
+	// selector matches, to be the exclusive consumer, its priority.
+	sel       *selector.Selector
+	exclusive bool
+	priority  int
 
 	inflight []*Delivery // in delivery order, for cumulative acks
 	head     int
@@ -120,6 +126,12 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	if err := checkDedupeID(m); err != nil {
 		return err
 	}
+	// Scheduled delivery (schedule.go): AMQ_SCHEDULED_* headers are
+	// checked here, in a transaction or not; a bad one fails the SEND.
+	sched, isSched, err := parseSchedule(m)
+	if err != nil {
+		return err
+	}
 	e := s.e
 	e.mu.Lock()
 	if err := s.usable(); err != nil {
@@ -128,6 +140,14 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	}
 	m.ID = e.nextMessageID()
 	m.Timestamp = e.nowMs()
+	if isSched {
+		// Stored whatever its persistence; in a transaction, scheduled
+		// at COMMIT (commitTx), else now.
+		m.Persistent = true
+		if tx == "" {
+			return s.sendScheduled(m, sched, done)
+		}
+	}
 	if tx != "" {
 		t, err := s.tx(tx)
 		if err == nil && len(t.sends) > 0 && t.bytes+int64(m.Size()) > e.cfg.MaxTxBytes {
@@ -261,6 +281,9 @@ func (e *Engine) fanout(t *topic, m *fsm.Message, touched map[*destQueue]struct{
 		if s.net != nil && !s.net.eligible(meta.Path) {
 			continue
 		}
+		if s.sel != nil && !s.sel.Matches(m.Property) {
+			continue
+		}
 		e.backlog(s, m, meta)
 		if touched != nil {
 			touched[s.q] = struct{}{}
@@ -318,9 +341,13 @@ func (s *Session) Subscribe(spec SubscribeSpec, done func(error)) error {
 	if err != nil {
 		return err
 	}
+	sel, err := compileSelector(spec.Selector)
+	if err != nil {
+		return err
+	}
 	e := s.e
 	e.mu.Lock()
-	ready, err := e.subscribe(s, kind, spec, net, done)
+	ready, err := e.subscribe(s, kind, spec, net, sel, done)
 	e.mu.Unlock()
 	if err == nil && ready {
 		done(nil)
@@ -330,7 +357,7 @@ func (s *Session) Subscribe(spec SubscribeSpec, done func(error)) error {
 
 // subscribe does Subscribe's work under the lock. ready reports that the
 // subscription is in place now; otherwise done will be called later.
-func (e *Engine) subscribe(s *Session, kind destKind, spec SubscribeSpec, net *NetworkSpec, done func(error)) (ready bool, err error) {
+func (e *Engine) subscribe(s *Session, kind destKind, spec SubscribeSpec, net *NetworkSpec, sel *selector.Selector, done func(error)) (ready bool, err error) {
 	if err := s.usable(); err != nil {
 		return false, err
 	}
@@ -340,7 +367,8 @@ func (e *Engine) subscribe(s *Session, kind destKind, spec SubscribeSpec, net *N
 	if len(s.subs) >= e.cfg.MaxSubscriptions {
 		return false, ErrTooManySubs
 	}
-	sub := &subscription{id: spec.ID, sess: s, dest: spec.Destination, ack: spec.Ack, prefetch: spec.Prefetch, net: net}
+	sub := &subscription{id: spec.ID, sess: s, dest: spec.Destination, ack: spec.Ack, prefetch: spec.Prefetch, net: net,
+		sel: sel, exclusive: spec.Exclusive, priority: spec.Priority}
 	if sub.prefetch <= 0 {
 		sub.prefetch = e.cfg.DefaultPrefetch
 	}
@@ -366,10 +394,10 @@ func (e *Engine) attach(sub *subscription, q *destQueue) {
 	q.consumers = append(q.consumers, sub)
 	if sub.net != nil {
 		q.network++
-		q.unpark() // it may have them
 	} else {
 		q.local++
 	}
+	q.consumersChanged(nil) // it may have what was parked
 	if demandOf(sub) {
 		e.demandChanged()
 	}
@@ -382,6 +410,9 @@ func (e *Engine) subscribeDurable(sub *subscription, name string, done func(erro
 		return false, ErrNoClientID
 	}
 	d := fsm.Durable{ClientID: s.clientID, Name: name, Topic: sub.dest}
+	if sub.sel != nil {
+		d.Selector = sub.sel.String()
+	}
 	key := d.Queue()
 	ds := e.durables[key]
 	if (ds != nil && ds.active != nil) || e.claimed(key) {
@@ -538,12 +569,9 @@ func (e *Engine) removeSub(sub *subscription) []fsm.Command {
 	} else {
 		q.local--
 	}
-	if q.network == 0 || q.local == 0 {
-		// Only dispatchNetwork looks at parked messages, and only while
-		// there are local consumers to take them: replay, or plain
-		// dispatch, needs them back.
-		q.unpark()
-	}
+	// Another exclusive owner, groups to pin again, and parked messages
+	// that replay or another consumer may now take.
+	q.consumersChanged(sub)
 	if demandOf(sub) {
 		e.demandChanged()
 	}

@@ -277,6 +277,22 @@ func (c *conn) subscribe(f *stomp.Frame) error {
 		}
 		spec.Prefetch = n
 	}
+	spec.Selector = f.Get("selector")
+	switch v := f.Get("activemq.exclusive"); v {
+	case "", "false":
+	case "true":
+		spec.Exclusive = true
+	default:
+		return frameErr(f, "invalid activemq.exclusive %q: must be true or false", v)
+	}
+	if v, ok := f.Lookup("activemq.priority"); ok {
+		// ActiveMQ's consumer priorities run from 0 to 127.
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 127 {
+			return frameErr(f, "invalid activemq.priority %q: must be a number from 0 to 127", v)
+		}
+		spec.Priority = n
+	}
 	if g, ok := f.Lookup(HeaderNetworkGroup); ok {
 		ns, err := networkSpec(f, g)
 		if err != nil {

@@ -1,0 +1,165 @@
+package queue
+
+import (
+	"github.com/raftmq/raftmq/fsm"
+	"github.com/raftmq/raftmq/queue/selector"
+)
+
+// Which consumer of a queue gets a message, as ActiveMQ decides it:
+//
+//   - Selectors. A consumer with a selector (SubscribeSpec.Selector) is
+//     given only the messages it matches. Topic subscribers are filtered
+//     when a message is published (fanout; the FSM for durable ones), so
+//     only queue consumers are checked at dispatch.
+//   - Exclusive consumers. While a queue has consumers that asked to be
+//     exclusive, one of them, the owner, gets every message: the highest
+//     priority, then the first to subscribe. When it goes, the next
+//     exclusive consumer takes over; the others wait.
+//   - Consumer priority. A message goes to the highest-priority consumer
+//     that may have it and can take one now; lower ones get messages only
+//     while every higher one is full. Round robin among equals.
+//   - Message groups. A message with a JMSXGroupID header goes to the
+//     consumer its group is pinned to; the first message of a group pins
+//     it to the consumer that takes it. The pin moves when that consumer
+//     goes (its unacknowledged messages come back first, in order), and a
+//     message with JMSXGroupSeq -1 closes the group after it. Pins are
+//     leader memory: after a failover every consumer has reconnected and
+//     the first message of each group pins it again, in stored order, so
+//     a group's order holds.
+//
+// A message that no consumer may have, ready or not, is parked until the
+// queue's consumers change (see park); one that a consumer may have but
+// none that can take one now is stepped over (dispatch's set-aside).
+
+// Message group headers, as ActiveMQ names them.
+const (
+	HeaderGroupID  = "JMSXGroupID"
+	HeaderGroupSeq = "JMSXGroupSeq"
+)
+
+// maxGroupPins bounds the groups a queue remembers. Beyond it a pin is
+// forgotten to make room, as ActiveMQ's group cache does: that group's
+// next message pins it again, possibly to another consumer.
+const maxGroupPins = 1 << 16
+
+// groupOf returns m's message group, "" for none.
+func groupOf(m *fsm.Message) string {
+	g, _ := m.Header(HeaderGroupID)
+	return g
+}
+
+// compileSelector compiles a SUBSCRIBE's selector; nil for none.
+func compileSelector(src string) (*selector.Selector, error) {
+	if src == "" {
+		return nil, nil
+	}
+	sel, err := selector.Compile(src)
+	if err != nil {
+		return nil, &SelectorError{Err: err}
+	}
+	return sel, nil
+}
+
+// SelectorError is a SUBSCRIBE whose selector does not compile; Err is a
+// *selector.SyntaxError naming the position.
+type SelectorError struct{ Err error }
+
+func (e *SelectorError) Error() string { return "invalid " + e.Err.Error() }
+func (e *SelectorError) Unwrap() error { return e.Err }
+
+// mayHave reports whether s may be given r, able to take it now or not.
+// r's body must be loaded.
+func (q *destQueue) mayHave(s *subscription, r *ref) bool {
+	if q.owner != nil && s != q.owner {
+		return false
+	}
+	if s.sel != nil && s.t == nil && s.durable == nil && !s.sel.Matches(r.msg.Property) {
+		return false
+	}
+	if q.groups != nil {
+		if g := groupOf(r.msg); g != "" {
+			if pin := q.groups[g]; pin != nil && pin != s {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// anyMayHave reports whether some consumer of q may have r, able to take
+// it now or not: a network consumer only if r may be forwarded to its
+// group, or on replay.
+func (q *destQueue) anyMayHave(r *ref, replay bool) bool {
+	for _, s := range q.consumers {
+		if q.mayHave(s, r) && (s.net == nil || replay || s.net.eligible(r.meta.Path)) {
+			return true
+		}
+	}
+	return false
+}
+
+// pick chooses the consumer for r among the local ones that can take a
+// message now: the highest priority that may have it, round robin among
+// equals. nil means none can.
+func (q *destQueue) pick(r *ref) *subscription {
+	n := len(q.consumers)
+	best := -1
+	for i := 0; i < n; i++ {
+		j := (q.rr + i) % n
+		s := q.consumers[j]
+		if s.net != nil || !s.ready() || !q.mayHave(s, r) {
+			continue
+		}
+		if best < 0 || s.priority > q.consumers[best].priority {
+			best = j
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	q.rr = (best + 1) % n
+	return q.consumers[best]
+}
+
+// delivered records what giving r to s means for r's group: the group is
+// pinned to s, or closed by JMSXGroupSeq -1.
+func (q *destQueue) delivered(s *subscription, r *ref) {
+	g := groupOf(r.msg)
+	if g == "" {
+		return
+	}
+	if seq, _ := r.msg.Header(HeaderGroupSeq); seq == "-1" {
+		delete(q.groups, g)
+		return
+	}
+	if q.groups == nil {
+		q.groups = make(map[string]*subscription)
+	}
+	if _, pinned := q.groups[g]; !pinned && len(q.groups) >= maxGroupPins {
+		for old := range q.groups {
+			delete(q.groups, old)
+			break
+		}
+	}
+	q.groups[g] = s
+}
+
+// consumersChanged is called when s joined or left q: the exclusive owner
+// is chosen again, a leaving consumer's groups are unpinned, and parked
+// messages get another look, since the new set may take them.
+func (q *destQueue) consumersChanged(left *subscription) {
+	if left != nil {
+		for g, s := range q.groups {
+			if s == left {
+				delete(q.groups, g)
+			}
+		}
+	}
+	q.owner = nil
+	for _, s := range q.consumers {
+		if s.exclusive && (q.owner == nil || s.priority > q.owner.priority) {
+			q.owner = s
+		}
+	}
+	q.unpark()
+}

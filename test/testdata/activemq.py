@@ -1,0 +1,181 @@
+"""ActiveMQ features a STOMP application relies on, driven with Debian's
+python3-stomp: selectors on queues and topics, a selector that does not
+parse, message groups, exclusive consumers and consumer priority.
+
+Usage: /usr/bin/python3 activemq.py HOST PORT
+Exits 0 when every check held; prints what failed otherwise.
+"""
+import queue
+import sys
+import time
+import uuid
+
+import stomp
+
+HOST, PORT = sys.argv[1], int(sys.argv[2])
+TIMEOUT = 10
+
+
+class Listener(stomp.ConnectionListener):
+    def __init__(self):
+        self.messages = queue.Queue()
+        self.receipts = queue.Queue()
+        self.errors = queue.Queue()
+
+    def on_message(self, frame):
+        self.messages.put(frame)
+
+    def on_receipt(self, frame):
+        self.receipts.put(frame.headers["receipt-id"])
+
+    def on_error(self, frame):
+        self.errors.put(frame)
+
+
+def check(cond, what):
+    if not cond:
+        print("FAIL:", what)
+        sys.exit(1)
+    print("ok:", what)
+
+
+def connect():
+    conn = stomp.Connection12([(HOST, PORT)], heartbeats=(0, 0))
+    listener = Listener()
+    conn.set_listener("", listener)
+    conn.connect(wait=True)
+    return conn, listener
+
+
+def subscribed(conn, listener, dest, sub_id, **headers):
+    """SUBSCRIBE with a receipt, so that what is sent next finds it."""
+    rid = "sub-" + sub_id
+    conn.subscribe(dest, id=sub_id, ack=headers.pop("ack", "auto"), headers=dict(headers, receipt=rid))
+    got = listener.receipts.get(timeout=TIMEOUT)
+    check(got == rid, "subscribed %s to %s %s" % (sub_id, dest, headers))
+
+
+def sent(conn, dest, body, **headers):
+    rid = str(uuid.uuid4())
+    conn.send(dest, body, headers=dict(headers, receipt=rid))
+    return rid
+
+
+def drain(listener, wait=1.0):
+    """The bodies of every message that arrives until none has for wait."""
+    out = []
+    while True:
+        try:
+            out.append(listener.messages.get(timeout=wait).body)
+        except queue.Empty:
+            return out
+
+
+def wait_receipts(listener, n):
+    for _ in range(n):
+        listener.receipts.get(timeout=TIMEOUT)
+
+
+run = uuid.uuid4().hex[:8]
+
+# Selectors on a queue: each consumer gets only what it selects.
+prod, pl = connect()
+eu, eul = connect()
+us, usl = connect()
+q = "/queue/py-selectors-" + run
+subscribed(eu, eul, q, "eu", selector="region = 'eu' AND amount > 100")
+subscribed(us, usl, q, "us", selector="region IN ('us','ca') OR JMSPriority > 6")
+sent(prod, q, "eu-big", region="eu", amount="250")
+sent(prod, q, "eu-small", region="eu", amount="3")
+sent(prod, q, "us", region="us")
+sent(prod, q, "urgent", region="eu", amount="1", priority="9")
+wait_receipts(pl, 4)
+check(drain(eul) == ["eu-big"], "eu selector: only eu-big")
+check(sorted(drain(usl)) == ["urgent", "us"], "us selector: us and the urgent one")
+# The message nobody selects waits for a consumer that takes it.
+rest, rl = connect()
+subscribed(rest, rl, q, "rest")
+check(drain(rl) == ["eu-small"], "unselected message waited for a consumer")
+
+# Selectors on a topic.
+t = "/topic/py-prices-" + run
+live, ll = connect()
+subscribed(live, ll, t, "live", selector="symbol LIKE 'RAFT%' AND price BETWEEN 10 AND 20")
+sent(prod, t, "raft-15", symbol="RAFTMQ", price="15")
+sent(prod, t, "raft-25", symbol="RAFTMQ", price="25")
+sent(prod, t, "acme-15", symbol="ACME", price="15")
+wait_receipts(pl, 3)
+check(drain(ll) == ["raft-15"], "topic selector: raft-15 only")
+
+# A selector that does not parse is an ERROR naming the position.
+bad, bl = connect()
+bad.subscribe("/queue/py-bad", id="b", headers={"selector": "price > AND x", "receipt": "bad"})
+err = bl.errors.get(timeout=TIMEOUT)
+check(err.headers.get("message", "").startswith("invalid selector: at position 9:"), "bad selector ERROR names the position: %r" % err.headers.get("message"))
+
+# Message groups: each group stays with one consumer, in order; when that
+# consumer leaves, the group moves on whole.
+g = "/queue/py-groups-" + run
+c1, l1 = connect()
+c2, l2 = connect()
+subscribed(c1, l1, g, "g1", ack="client-individual")
+subscribed(c2, l2, g, "g2", ack="client-individual")
+for i in range(5):
+    sent(prod, g, "A%d" % i, JMSXGroupID="A")
+    sent(prod, g, "B%d" % i, JMSXGroupID="B")
+wait_receipts(pl, 10)
+frames1, frames2 = [], []
+deadline = time.time() + TIMEOUT
+while len(frames1) + len(frames2) < 10 and time.time() < deadline:
+    try:
+        frames1.append(l1.messages.get(timeout=0.1))
+    except queue.Empty:
+        pass
+    try:
+        frames2.append(l2.messages.get(timeout=0.1))
+    except queue.Empty:
+        pass
+b1 = [f.body for f in frames1]
+b2 = [f.body for f in frames2]
+check(sorted([b1, b2]) == [["A%d" % i for i in range(5)], ["B%d" % i for i in range(5)]],
+      "groups stay whole and in order: %s %s" % (b1, b2))
+# c1 acknowledges its first two and leaves; c2 gets the other three of
+# c1's group, in order, then the group's next message.
+for f in frames1[:2]:
+    c1.ack(f.headers["ack"])
+time.sleep(0.5)
+c1.disconnect()
+moved = frames1[0].body[0]
+sent(prod, g, moved + "5", JMSXGroupID=moved)
+got = drain(l2)
+check(got == [moved + "2", moved + "3", moved + "4", moved + "5"], "group %s moved on whole, in order: %s" % (moved, got))
+
+# Exclusive consumers: the first gets everything; the next takes over
+# when it goes.
+x = "/queue/py-exclusive-" + run
+e1, el1 = connect()
+e2, el2 = connect()
+subscribed(e1, el1, x, "x1", **{"activemq.exclusive": "true"})
+subscribed(e2, el2, x, "x2", **{"activemq.exclusive": "true"})
+for i in range(4):
+    sent(prod, x, "x%d" % i)
+wait_receipts(pl, 4)
+check(drain(el1) == ["x0", "x1", "x2", "x3"] and drain(el2, 0.2) == [], "exclusive: all to the first")
+e1.disconnect()
+sent(prod, x, "x4")
+check(drain(el2) == ["x4"], "exclusive: the second took over")
+
+# Consumer priority: the high one fills its prefetch first.
+p = "/queue/py-priority-" + run
+lo, lol = connect()
+hi, hil = connect()
+subscribed(lo, lol, p, "lo", ack="client-individual")
+subscribed(hi, hil, p, "hi", ack="client-individual", **{"activemq.priority": "9", "activemq.prefetchSize": "2"})
+for i in range(4):
+    sent(prod, p, "p%d" % i)
+wait_receipts(pl, 4)
+check(drain(hil) == ["p0", "p1"] and drain(lol) == ["p2", "p3"], "priority: high first, then low")
+
+for c in (prod, eu, us, rest, live, c2, e2, lo, hi):
+    c.disconnect()
+print("all checks passed")
