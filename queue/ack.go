@@ -70,6 +70,11 @@ func (s *Session) Ack(r AckRef, txID string, done func(error)) error {
 		return err
 	}
 	d := s.find(r)
+	if d == nil && s.browsedAck(r) { // a browsed message: ignored (browse.go)
+		e.mu.Unlock()
+		done(nil)
+		return nil
+	}
 	if d == nil {
 		e.mu.Unlock()
 		return ErrUnknownAck
@@ -137,6 +142,10 @@ func (s *Session) Nack(r AckRef, txID string, done func(error)) error {
 		return err
 	}
 	d := s.find(r)
+	if d == nil && s.browsedAck(r) { // a browsed message: refused (browse.go)
+		e.mu.Unlock()
+		return ErrBrowseNack
+	}
 	if d == nil {
 		e.mu.Unlock()
 		return ErrUnknownAck
@@ -264,7 +273,7 @@ func (e *Engine) txWaiter(s *Session, t *tx, done func(error)) *waiter {
 	for _, m := range t.sends {
 		// A scheduled send does not count in its queue until it fires
 		// (schedule.go).
-		if isTopic(m.Destination) || scheduled(m) {
+		if _, _, temp := tempDest(m.Destination); temp || isTopic(m.Destination) || scheduled(m) {
 			continue
 		}
 		if q := e.limitedQueue(m.Destination); q != nil {
@@ -351,7 +360,7 @@ func (e *Engine) commitTx(t *tx, done func(error)) ([]fsm.Command, func(error)) 
 			cmds = append(cmds, scheduleCommand(m, sc, now))
 			continue
 		}
-		if !isTopic(m.Destination) {
+		if _, _, temp := tempDest(m.Destination); !temp && !isTopic(m.Destination) {
 			if q := e.limitedQueue(m.Destination); q != nil {
 				e.reserve(q, m)
 				reserved = append(reserved, m)
@@ -403,15 +412,17 @@ func (e *Engine) commitTx(t *tx, done func(error)) ([]fsm.Command, func(error)) 
 // sendMemory routes committed non-persistent messages.
 func (e *Engine) sendMemory(ms []*fsm.Message) error {
 	for _, m := range ms {
+		if _, _, temp := tempDest(m.Destination); temp && e.temps[m.Destination] == nil {
+			// Its connection closed while the transaction was open.
+			return ErrTempDeleted
+		}
 		if !isTopic(m.Destination) {
 			if err := e.enqueueMemory(m); err != nil {
 				return err
 			}
 			continue
 		}
-		if t := e.topics[m.Destination]; t != nil {
-			e.fanout(t, m, nil)
-		}
+		e.fanout(e.topics[m.Destination], m, nil)
 	}
 	return nil
 }

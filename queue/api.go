@@ -66,6 +66,9 @@ type SubscribeSpec struct {
 	// Network, when not nil, marks a subscription opened by a bridge to
 	// another group (see network.go). Other subscriptions are local.
 	Network *NetworkSpec
+	// Browser (browser:true) makes a queue browser: it gets the queue's
+	// messages without consuming them, then an end marker (browse.go).
+	Browser bool
 }
 
 // NetworkSpec marks a subscription opened by a bridge to another group: it
@@ -97,6 +100,11 @@ type Delivery struct {
 	AckID         string
 	Redelivered   bool
 	DeliveryCount int // 1 on first delivery
+	// Browsed marks a queue browser's delivery (browse.go): not consumed,
+	// nothing to acknowledge. BrowseEnd marks its last one, which carries
+	// no message: the transport writes it as the browser:end MESSAGE.
+	Browsed   bool
+	BrowseEnd bool
 
 	sess    *Session
 	sub     *subscription
@@ -116,7 +124,10 @@ const (
 
 // Client errors. The transport turns them into ERROR frames.
 var (
-	ErrBadDestination  = errors.New("invalid destination")
+	ErrBadDestination = errors.New("invalid destination")
+	// ErrNoAutoCreate: Config.ForbidAutoCreate is set and the queue does
+	// not exist. It wraps ErrNoSuchQueue.
+	ErrNoAutoCreate    = fmt.Errorf("%w: this broker does not create queues on first use (create it through the admin API)", ErrNoSuchQueue)
 	ErrDuplicateSub    = errors.New("subscription id already in use")
 	ErrUnknownSub      = errors.New("no such subscription")
 	ErrUnknownAck      = errors.New("no unacknowledged message with that id")

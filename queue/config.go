@@ -66,6 +66,12 @@ type Config struct {
 	// sends to every queue are held or refused, as that queue's OnFull
 	// says.
 	StoreLimit int64
+	// ForbidAutoCreate refuses a SEND or SUBSCRIBE to a queue the group
+	// does not have yet (ErrNoAutoCreate) instead of creating it on first
+	// use, as ActiveMQ does unless told otherwise: queues are then made
+	// through the admin API. Topics and temporary destinations are
+	// always made on first use.
+	ForbidAutoCreate bool
 	// HeldBytes bounds the memory of the sends held by flow control, all
 	// queues together (256 MiB): a send that would be held beyond it is
 	// refused at once, as if its queue's OnFull were Fail, so that many

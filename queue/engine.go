@@ -28,7 +28,9 @@ type Engine struct {
 	topics   map[string]*topic      // /topic/NAME → subscribers
 	durables map[string]*durableSub // store queue name → durable subscription
 	sessions map[*Session]struct{}
-	idPrefix string // message-id prefix, unique to this engine's lifetime
+	temps    map[string]*Session // temporary destinations by name, and their owners (temp.go)
+	wild     map[string]Pattern  // wildcard topics with subscribers, by name (wildcard.go)
+	idPrefix string              // message-id prefix, unique to this engine's lifetime
 	idSeq    uint64
 	ordSeq   uint64
 	npBytes  int64 // memory held by non-persistent pending messages
@@ -90,6 +92,10 @@ type destQueue struct {
 	gated bool
 	held  waitList // sends waiting for room (flow.go)
 
+	// stored says the group's store has the queue (it was created, or a
+	// message stored in it): what Config.ForbidAutoCreate asks for.
+	stored bool
+
 	// Who gets what (consumers.go): the exclusive consumer, if any
 	// asked, and the consumer each message group is pinned to.
 	owner  *subscription
@@ -138,6 +144,8 @@ func newEngineWithClock(cfg Config, log Log, store Store, now func() time.Time) 
 		topics:   make(map[string]*topic),
 		durables: make(map[string]*durableSub),
 		sessions: make(map[*Session]struct{}),
+		temps:    make(map[string]*Session),
+		wild:     make(map[string]Pattern),
 		idPrefix: "ID:" + prefix + "-" + hex.EncodeToString(nonce[:]) + "-",
 		demand:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
@@ -202,6 +210,7 @@ func (e *Engine) Load(v fsm.View) error {
 			continue
 		}
 		q := e.queue(name)
+		q.stored = true
 		err := v.Entries(name, func(seq uint64, m fsm.Meta) error {
 			r := &ref{seq: seq, meta: m, persistent: true, redelivered: true}
 			e.insert(q, r)
@@ -236,6 +245,7 @@ func (e *Engine) Applied(changes []fsm.Change) {
 		switch c.Kind {
 		case fsm.Enqueued:
 			q := e.queue(c.Queue)
+			q.stored = true
 			e.applied(q, c.Msg)
 			if _, ok := q.refs[c.Seq]; ok {
 				continue
@@ -252,9 +262,7 @@ func (e *Engine) Applied(changes []fsm.Change) {
 				}
 			}
 		case fsm.Published:
-			if t := e.topics[c.Queue]; t != nil {
-				e.fanout(t, c.Msg, touched)
-			}
+			e.fanout(e.topics[c.Queue], c.Msg, touched)
 		case fsm.DurableAdded:
 			e.addDurable(*c.Durable)
 		case fsm.DurableRemoved:
@@ -264,9 +272,10 @@ func (e *Engine) Applied(changes []fsm.Change) {
 				e.purge(q)
 			}
 		case fsm.QueueCreated:
-			e.queue(c.Queue)
+			e.queue(c.Queue).stored = true
 		case fsm.QueueDeleted:
 			if q := e.queues[c.Queue]; q != nil {
+				q.stored = false
 				e.purge(q)
 				if q.idle() {
 					delete(e.queues, c.Queue)

@@ -119,7 +119,7 @@ func (e *Engine) Demand() []Demand {
 		}
 	}
 	for name, t := range e.topics {
-		if reserved(name) {
+		if _, _, temp := tempDest(name); reserved(name) || temp {
 			continue
 		}
 		n := active[name]
@@ -153,7 +153,10 @@ func (e *Engine) demandChanged() {
 
 // demandOf reports whether sub counts in Demand, so that its coming and
 // going must be signalled.
-func demandOf(sub *subscription) bool { return sub.net == nil && !reserved(sub.dest) }
+func demandOf(sub *subscription) bool {
+	_, _, temp := tempDest(sub.dest)
+	return sub.net == nil && !reserved(sub.dest) && !temp // temp.go: never forwarded
+}
 
 // PublishSystem publishes a non-persistent message to a reserved topic's
 // current subscribers, as the broker (nothing goes through raft). The
@@ -179,8 +182,6 @@ func (e *Engine) PublishSystem(dest string, headers []fsm.Header, body []byte) e
 		Priority:    4,
 		Timestamp:   e.nowMs(),
 	}
-	if t := e.topics[dest]; t != nil {
-		e.fanout(t, m, nil)
-	}
+	e.fanout(e.topics[dest], m, nil)
 	return nil
 }

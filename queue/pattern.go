@@ -57,7 +57,10 @@ func MustCompilePattern(s string) Pattern {
 func (p Pattern) String() string { return p.src }
 
 // Match reports whether name (without /queue/ or /topic/) matches p,
-// element by element and without allocating.
+// element by element and without allocating. A name may itself hold
+// wildcards (a wildcard subscription's): it matches only if p covers
+// every name it stands for, so a right on "prices.*" is no right on
+// "prices.>", which also stands for "prices.eu.paid".
 func (p Pattern) Match(name string) bool {
 	rest, consumed := name, false
 	for _, e := range p.elems {
@@ -65,7 +68,7 @@ func (p Pattern) Match(name string) bool {
 			return false // the name has fewer elements than the pattern
 		}
 		el, r, more := strings.Cut(rest, ".")
-		if e != "*" && e != el {
+		if e != "*" && e != el || e == "*" && el == ">" {
 			return false
 		}
 		rest, consumed = r, !more

@@ -67,3 +67,25 @@ func BenchmarkPatternMatch(b *testing.B) {
 		}
 	}
 }
+
+// TestPatternCoversWildcardNames: a wildcard subscription's name matches
+// a rule only when the rule covers every name it stands for.
+func TestPatternCoversWildcardNames(t *testing.T) {
+	for _, c := range []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"prices.*", "prices.*", true},
+		{"prices.*", "prices.>", false},
+		{"prices.>", "prices.>", true},
+		{"prices.>", "prices.*.eu", true},
+		{">", "*", true},
+		{"prices.eu", "prices.*", false},
+		{"*.eu", "*.eu", true},
+		{"*.eu", ">", false},
+	} {
+		if got := MustCompilePattern(c.pattern).Match(c.name); got != c.want {
+			t.Errorf("%q matches %q: %v, want %v", c.pattern, c.name, got, c.want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ type Session struct {
 	byMsgID    map[string]*Delivery // in flight, by message-id (STOMP 1.0/1.1 acks)
 	txs        map[string]*tx
 	held       map[*waiter]struct{} // sends and commits held for room (flow.go)
+	temps      []string             // the temporary destinations it created (temp.go)
 	ackSeq     uint64
 }
 
@@ -45,6 +46,8 @@ type subscription struct {
 	unacked  int // deliveries counting against prefetch
 
 	delivered uint64 // messages handed to the connection (stats.go)
+
+	browse *browser // a queue browser (browse.go): no consumer, q is nil
 }
 
 // Open starts a session for one client connection.
@@ -87,6 +90,10 @@ func parseDest(d string) (destKind, error) {
 		k, name = kindQueue, d[len("/queue/"):]
 	case strings.HasPrefix(d, "/topic/"):
 		k, name = kindTopic, d[len("/topic/"):]
+	case strings.HasPrefix(d, TempQueuePrefix):
+		k, name = kindQueue, d[len(TempQueuePrefix):]
+	case strings.HasPrefix(d, TempTopicPrefix):
+		k, name = kindTopic, d[len(TempTopicPrefix):]
 	default:
 		return 0, ErrBadDestination
 	}
@@ -96,6 +103,16 @@ func parseDest(d string) (destKind, error) {
 		return 0, ErrBadDestination
 	}
 	return k, nil
+}
+
+// mayUse reports whether a client may send to or subscribe to the queue
+// dest: it exists, or queues are made on first use.
+func (e *Engine) mayUse(dest string) bool {
+	if !e.cfg.ForbidAutoCreate {
+		return true
+	}
+	q := e.queues[dest]
+	return q != nil && q.stored
 }
 
 // Send accepts a message for m.Destination. The transport fills Headers,
@@ -116,12 +133,23 @@ func parseDest(d string) (destKind, error) {
 // with the error that ended its wait. A transaction's sends are checked
 // at COMMIT.
 func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
+	tempName, ownTemp, temp := tempDest(m.Destination)
+	if temp {
+		// Leader memory only, never scheduled (temp.go).
+		m.Destination, m.Persistent = tempName, false
+		if _, sched, _ := parseSchedule(m); sched {
+			return ErrTempScheduled
+		}
+	}
 	kind, err := parseDest(m.Destination)
 	if err != nil {
 		return err
 	}
 	if reserved(m.Destination) {
 		return ErrReservedDestination
+	}
+	if wildcard(m.Destination) {
+		return ErrWildcardSend
 	}
 	if err := checkDedupeID(m); err != nil {
 		return err
@@ -137,6 +165,15 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	if err := s.usable(); err != nil {
 		e.mu.Unlock()
 		return err
+	}
+	if temp {
+		if err := e.useTemp(s, m.Destination, ownTemp, false); err != nil {
+			e.mu.Unlock()
+			return err
+		}
+	} else if kind == kindQueue && !e.mayUse(m.Destination) {
+		e.mu.Unlock()
+		return ErrNoAutoCreate
 	}
 	m.ID = e.nextMessageID()
 	m.Timestamp = e.nowMs()
@@ -164,7 +201,7 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 		return err
 	}
 	if kind == kindQueue {
-		if q := e.limitedQueue(m.Destination); q != nil {
+		if q := e.limitedQueue(m.Destination); q != nil && !temp {
 			return s.sendLimited(q, m, done)
 		}
 		if m.Persistent {
@@ -202,9 +239,7 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	}
 	// Straight to the subscribers: nothing is recorded, so a dedupe-id
 	// does not stop a resend from reaching them again.
-	if t != nil {
-		e.fanout(t, m, nil)
-	}
+	e.fanout(t, m, nil)
 	e.mu.Unlock()
 	done(nil)
 	return nil
@@ -274,7 +309,18 @@ func (e *Engine) enqueueMemory(m *fsm.Message) error {
 // touched is nil. A network subscription gets only what it may forward:
 // a topic message is a copy per subscriber, so the replay exception of
 // queues (see network.go) does not apply.
+//
+// t may be nil when m's topic has no subscribers of its own; wildcard
+// subscriptions that match it get m too (wildcard.go).
 func (e *Engine) fanout(t *topic, m *fsm.Message, touched map[*destQueue]struct{}) {
+	if t != nil {
+		e.fanoutTo(t, m, touched)
+	}
+	e.fanoutWildcard(m, touched)
+}
+
+// fanoutTo queues m for each subscriber of t.
+func (e *Engine) fanoutTo(t *topic, m *fsm.Message, touched map[*destQueue]struct{}) {
 	meta := fsm.MetaOf(m)
 	t.stats.enqueued++
 	for s := range t.subs {
@@ -333,9 +379,19 @@ func (s *Session) usable() error {
 // Subscribe adds a subscription; done runs once it is in place (a new
 // durable subscription goes through raft first).
 func (s *Session) Subscribe(spec SubscribeSpec, done func(error)) error {
+	tempName, ownTemp, temp := tempDest(spec.Destination)
+	if temp {
+		if spec.DurableName != "" {
+			return ErrTempDurable
+		}
+		spec.Destination = tempName
+	}
 	kind, err := parseDest(spec.Destination)
 	if err != nil {
 		return err
+	}
+	if wildcard(spec.Destination) && (kind != kindTopic || spec.DurableName != "") {
+		return ErrWildcardUnsupported
 	}
 	net, err := checkNetwork(spec)
 	if err != nil {
@@ -347,6 +403,15 @@ func (s *Session) Subscribe(spec SubscribeSpec, done func(error)) error {
 	}
 	e := s.e
 	e.mu.Lock()
+	if temp {
+		if err := e.useTemp(s, spec.Destination, ownTemp, true); err != nil {
+			e.mu.Unlock()
+			return err
+		}
+	} else if kind == kindQueue && !e.mayUse(spec.Destination) {
+		e.mu.Unlock()
+		return ErrNoAutoCreate
+	}
 	ready, err := e.subscribe(s, kind, spec, net, sel, done)
 	e.mu.Unlock()
 	if err == nil && ready {
@@ -373,11 +438,18 @@ func (e *Engine) subscribe(s *Session, kind destKind, spec SubscribeSpec, net *N
 		sub.prefetch = e.cfg.DefaultPrefetch
 	}
 	switch {
+	case spec.Browser: // a queue browser, not a consumer (browse.go)
+		return e.subscribeBrowser(sub, kind)
 	case kind == kindQueue:
 		s.subs[sub.id] = sub
 		e.attach(sub, e.queue(spec.Destination))
 		return true, nil
 	case spec.DurableName == "":
+		if wildcard(spec.Destination) {
+			if err := e.addWildcard(spec.Destination); err != nil {
+				return false, err
+			}
+		}
 		t := e.topic(spec.Destination)
 		sub.t = t
 		t.subs[sub] = struct{}{}
@@ -491,6 +563,7 @@ func (e *Engine) removeDurable(key string) {
 func (e *Engine) gcTopic(t *topic) {
 	if len(t.subs) == 0 && t.durables == 0 && t.inRaft == 0 && e.topics[t.name] == t {
 		delete(e.topics, t.name)
+		delete(e.wild, t.name)
 	}
 }
 
@@ -600,6 +673,9 @@ func (s *Session) Resume() {
 		if sub.q != nil {
 			e.dispatch(sub.q)
 		}
+		if sub.browse != nil { // a queue browser (browse.go)
+			e.continueBrowse(sub)
+		}
 	}
 }
 
@@ -628,6 +704,7 @@ func (s *Session) Close() {
 		cmds = append(cmds, e.removeSub(sub)...)
 	}
 	delete(e.sessions, s)
+	e.dropTemps(s)
 	for q := range touched {
 		e.dispatch(q)
 	}

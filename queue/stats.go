@@ -19,6 +19,7 @@ type counters struct {
 	expired      uint64 // expired, dropped or sent to the dead-letter queue
 	blocked      uint64 // sends (and commits) held for room (flow control)
 	failed       uint64 // sends refused for want of room, at once or after BlockTimeout
+	browsed      uint64 // messages shown to queue browsers, not consumed (browse.go)
 }
 
 // DestinationStats describes one queue or topic: GET /api/v1/destinations
@@ -37,6 +38,9 @@ type DestinationStats struct {
 	Dequeued     uint64 `json:"dequeued"`
 	DeadLettered uint64 `json:"dead_lettered"`
 	Expired      uint64 `json:"expired"`
+	// Browsed counts the messages shown to queue browsers (browser:true),
+	// which consume nothing.
+	Browsed uint64 `json:"browsed"`
 
 	// OldestAgeMs is the age of a queue's oldest stored message, nil when
 	// it has none (non-persistent messages are not looked at).
@@ -82,6 +86,8 @@ type SubscriptionInfo struct {
 	NetworkGroup string `json:"network_group,omitempty"`
 	// Active is false for a durable subscription nobody is connected to.
 	Active bool `json:"active"`
+	// Browser marks a queue browser (browser:true): it consumes nothing.
+	Browser bool `json:"browser,omitempty"`
 	// Pending counts the messages waiting in a durable subscription's or
 	// a topic subscriber's own queue.
 	Pending int `json:"pending"`
@@ -140,6 +146,7 @@ func (e *Engine) Destinations(age bool) []DestinationStats {
 			Consumers: q.local, NetworkConsumers: q.network,
 			Enqueued: q.stats.enqueued, Dequeued: q.stats.dequeued,
 			DeadLettered: q.stats.deadLettered, Expired: q.stats.expired,
+			Browsed:         q.stats.browsed,
 			DeadLetterQueue: e.isDLQ(q),
 
 			MaxMessages: q.limit.MaxMessages, MaxBytes: q.limit.MaxBytes,
@@ -239,6 +246,8 @@ func (e *Engine) Subscriptions() []SubscriptionInfo {
 				info.Type = "durable"
 				info.DurableName = sub.durable.d.Name
 				info.Pending = sub.q.pendingCount()
+			case sub.browse != nil: // a queue browser (browse.go)
+				info.Browser = true
 			case sub.q == nil: // a durable subscription being created
 				info.Type = "durable"
 			}

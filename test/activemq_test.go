@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftmq/raftmq/node"
 	"github.com/raftmq/raftmq/transport/failover"
 	"github.com/raftmq/raftmq/transport/stomp"
 )
@@ -281,4 +282,41 @@ func TestScheduledAcrossLeaderKill(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestAutoCreateForbidden: with --auto-create=false a SEND or SUBSCRIBE
+// to a queue the group does not have is an ERROR, and nothing is
+// created; once an operator creates the queue both work. Topics are still
+// made on first use.
+func TestAutoCreateForbidden(t *testing.T) {
+	t.Parallel()
+	srv := StartServer(t, raftmqBin, t.TempDir(), "--auto-create=false")
+	admin := api{t: t, addr: srv.HTTP}
+
+	c, _ := rawConnect(t, srv.Stomp, "1.2")
+	c.write(frame(stomp.SEND, "x", "destination", "/queue/unmade", "receipt", "s1"))
+	c.expectError("no such queue", "s1")
+	c, _ = rawConnect(t, srv.Stomp, "1.2")
+	c.write(frame(stomp.SUBSCRIBE, "", "id", "1", "destination", "/queue/unmade", "receipt", "r1"))
+	c.expectError("no such queue", "r1")
+	var list node.DestinationList
+	admin.ok(200, "GET", "/api/v1/destinations", "", &list)
+	for _, d := range list.Destinations {
+		if d.Name == "/queue/unmade" {
+			t.Fatalf("the refused queue exists: %+v", d)
+		}
+	}
+
+	admin.ok(201, "POST", "/api/v1/queues", `{"name": "unmade"}`, nil)
+	cons, _ := rawConnect(t, srv.Stomp, "1.2")
+	cons.write(frame(stomp.SUBSCRIBE, "", "id", "1", "destination", "/queue/unmade", "receipt", "r2"))
+	cons.expectReceipt("r2")
+	c, _ = rawConnect(t, srv.Stomp, "1.2")
+	c.write(frame(stomp.SEND, "made", "destination", "/queue/unmade", "receipt", "s2"))
+	c.expectReceipt("s2")
+	if m := cons.expect(stomp.MESSAGE); string(m.Body) != "made" {
+		t.Errorf("got %q", m.Body)
+	}
+	c.write(frame(stomp.SEND, "news", "destination", "/topic/anything", "receipt", "s3"))
+	c.expectReceipt("s3")
 }

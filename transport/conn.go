@@ -64,6 +64,9 @@ type conn struct {
 	hb      heartBeats
 	// release undoes Config.Admit's admission when the connection ends.
 	release func()
+	// composites numbers the transactions of composite sends (reader
+	// goroutine only).
+	composites uint64
 
 	wake chan struct{} // capacity 1: the queue has frames, or closing
 
@@ -632,10 +635,14 @@ func (c *conn) drain() {
 // so no stored header can shadow them. With portable set, user headers
 // this connection's version cannot encode are left out.
 func (c *conn) messageFrame(f *stomp.Frame, d *queue.Delivery, portable bool) {
+	if d.BrowseEnd { // a queue browser's end marker (browse.go)
+		c.browseEndFrame(f, d)
+		return
+	}
 	m := d.Msg
 	h := append(f.Headers[:0],
 		stomp.Header{Key: "message-id", Value: m.ID},
-		stomp.Header{Key: "destination", Value: d.Destination},
+		stomp.Header{Key: "destination", Value: c.shownDest(d.Destination)},
 		stomp.Header{Key: "subscription", Value: d.Subscription},
 	)
 	// STOMP 1.2 acknowledges by the ack header; 1.0 and 1.1 clients

@@ -166,9 +166,23 @@ func (c *conn) send(f *stomp.Frame) error {
 	if dest == "" {
 		return frameErr(f, "SEND frame has no destination")
 	}
-	if who := c.who(); who != nil && !who.MaySend(dest) {
+	if strings.Contains(dest, ",") {
+		return c.sendComposite(f, dest)
+	}
+	if who := c.who(); who != nil && !isTemp(dest) && !who.MaySend(dest) {
 		return c.forbidden(f, "write to", dest)
 	}
+	m, err := c.message(f, dest)
+	if err != nil {
+		return err
+	}
+	tx := f.Get("transaction")
+	return c.call(f, func(done func(error)) error { return c.sess.Send(m, tx, done) })
+}
+
+// message builds the message a SEND frame carries to dest.
+func (c *conn) message(f *stomp.Frame, dest string) (*fsm.Message, error) {
+	dest = c.tempDest(dest)
 	// The message outlives the frame (in the engine's memory, in a
 	// transaction): copy what it keeps, since the reader slices every
 	// header of a frame from one string, dropped headers included.
@@ -179,20 +193,87 @@ func (c *conn) send(f *stomp.Frame) error {
 	if v, ok := f.Lookup("priority"); ok {
 		p, err := strconv.ParseUint(v, 10, 8)
 		if err != nil || p > 9 {
-			return frameErr(f, "invalid priority %q: must be 0 to 9", v)
+			return nil, frameErr(f, "invalid priority %q: must be 0 to 9", v)
 		}
 		m.Priority = uint8(p)
 	}
 	if v, ok := f.Lookup("expires"); ok {
 		e, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || e < 0 {
-			return frameErr(f, "invalid expires %q: must be a time in unix milliseconds, or 0", v)
+			return nil, frameErr(f, "invalid expires %q: must be a time in unix milliseconds, or 0", v)
 		}
 		m.Expires = e
 	}
 	m.Headers = ownHeaders(f.Headers)
-	tx := f.Get("transaction")
-	return c.call(f, func(done func(error)) error { return c.sess.Send(m, tx, done) })
+	c.replyTo(m.Headers)
+	return m, nil
+}
+
+// maxComposite bounds the destinations of one composite SEND.
+const maxComposite = 64
+
+// sendComposite sends one SEND to each of a comma-separated list of
+// destinations (ActiveMQ's composite destinations, /queue/a,/topic/b), as
+// one transaction: one raft entry stores every copy or none, and the
+// RECEIPT says all are stored. Inside the client's own transaction the
+// copies join it. Each copy is its own message with its own message-id;
+// a dedupe-id gets the destination appended, since the group stores an
+// id once whatever the destination.
+func (c *conn) sendComposite(f *stomp.Frame, list string) error {
+	dests := strings.Split(list, ",")
+	if len(dests) > maxComposite {
+		return frameErr(f, "composite destination with %d destinations: at most %d", len(dests), maxComposite)
+	}
+	who := c.who()
+	ms := make([]*fsm.Message, 0, len(dests))
+	for _, d := range dests {
+		d = strings.TrimSpace(d)
+		if d == "" {
+			return frameErr(f, "invalid destination %q: empty element", list)
+		}
+		if who != nil && !isTemp(d) && !who.MaySend(d) {
+			return c.forbidden(f, "write to", d)
+		}
+		m, err := c.message(f, d)
+		if err != nil {
+			return err
+		}
+		for i, h := range m.Headers {
+			if h.Key == queue.HeaderDedupeID {
+				m.Headers[i].Value = h.Value + "@" + m.Destination
+			}
+		}
+		ms = append(ms, m)
+	}
+	if tx := f.Get("transaction"); tx != "" {
+		return c.call(f, func(done func(error)) error {
+			for i, m := range ms {
+				d := func(error) {}
+				if i == len(ms)-1 {
+					d = done
+				}
+				if err := c.sess.Send(m, tx, d); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	// A name no client can give: headers cannot hold NUL.
+	c.composites++
+	tx := "\x00composite-" + strconv.FormatUint(c.composites, 10)
+	return c.call(f, func(done func(error)) error {
+		if err := c.sess.Begin(tx); err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if err := c.sess.Send(m, tx, func(error) {}); err != nil {
+				c.sess.Abort(tx)
+				return err
+			}
+		}
+		return c.sess.Commit(tx, done)
+	})
 }
 
 // ownHeaders copies the sender's own headers into one new string, so a
@@ -251,9 +332,10 @@ func (c *conn) subscribe(f *stomp.Frame) error {
 	if spec.Destination == "" {
 		return frameErr(f, "SUBSCRIBE frame has no destination")
 	}
-	if who := c.who(); who != nil && !who.MayReceive(spec.Destination) {
+	if who := c.who(); who != nil && !isTemp(spec.Destination) && !who.MayReceive(spec.Destination) {
 		return c.forbidden(f, "read from", spec.Destination)
 	}
+	spec.Destination = c.tempDest(spec.Destination)
 	if spec.ID == "" {
 		if c.version != stomp.V10 {
 			return frameErr(f, "SUBSCRIBE frame has no id")
@@ -278,6 +360,9 @@ func (c *conn) subscribe(f *stomp.Frame) error {
 		spec.Prefetch = n
 	}
 	spec.Selector = f.Get("selector")
+	// A queue browser (ActiveMQ's browser:true; queue/browse.go): its
+	// messages are not consumed, and a browser:end MESSAGE ends them.
+	spec.Browser = f.Get("browser") == "true"
 	switch v := f.Get("activemq.exclusive"); v {
 	case "", "false":
 	case "true":
@@ -335,7 +420,7 @@ func networkSpec(f *stomp.Frame, group string) (*queue.NetworkSpec, error) {
 func (c *conn) unsubscribe(f *stomp.Frame) error {
 	id := f.Get("id")
 	if id == "" && c.version == stomp.V10 {
-		id = f.Get("destination") // the 1.0 default id, as in subscribe
+		id = c.tempDest(f.Get("destination")) // the 1.0 default id, as in subscribe
 	}
 	if id == "" {
 		if c.version == stomp.V10 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,6 +79,7 @@ func newServerFlagSet(cfg *node.Config, sf *serverFlags, def node.Config) *flag.
 	fs.IntVar(&cfg.Queue.DefaultPrefetch, "prefetch", def.Queue.DefaultPrefetch, "unacknowledged messages per subscription without activemq.prefetchSize")
 	fs.IntVar(&cfg.Queue.MaxDeliveries, "max-deliveries", def.Queue.MaxDeliveries, "deliveries of a message before it goes to the dead-letter queue")
 	fs.BoolVar(&cfg.Queue.DropExpired, "drop-expired", false, "drop expired messages instead of moving them to the dead-letter queue")
+	fs.Var(negatedBool{&cfg.Queue.ForbidAutoCreate}, "auto-create", "create a queue on its first SEND or SUBSCRIBE (false: only through the admin API; topics are always made on first use) (default true)")
 	fs.DurationVar(&cfg.Queue.DedupeWindow, "dedupe-window", def.Queue.DedupeWindow, "how long the group remembers a SEND's dedupe-id header, so a resend is not stored twice")
 
 	// Limits.
@@ -141,7 +143,7 @@ var serverFlagGroups = []struct {
 	{"Network of groups", []string{"gossip", "gossip-advertise", "gossip-join", "gossip-key", "gossip-keyring", "network"}},
 	{"Security", []string{"tls-cert", "tls-key", "tls-ca", "stomp-plaintext", "stomp-client-certs", "stomp-client-ca", "users", "acl", "allow-anonymous", "broker-user", "broker-password"}},
 	{"Raft", []string{"raft-heartbeat-timeout", "raft-election-timeout", "raft-leader-lease", "snapshot-threshold", "snapshot-interval", "trailing-logs"}},
-	{"Delivery", []string{"prefetch", "max-deliveries", "drop-expired", "dedupe-window"}},
+	{"Delivery", []string{"prefetch", "max-deliveries", "drop-expired", "dedupe-window", "auto-create"}},
 	{"Limits", []string{"max-frame-size", "max-headers", "max-header-line", "max-tx-frames", "max-tx-bytes", "max-subscriptions", "heartbeat", "write-timeout",
 		"max-connections", "queue-max-messages", "queue-max-bytes", "queue-full", "queue-block-timeout", "queue-limits", "store-limit", "memory-limit", "held-sends-limit"}},
 	{"Logging and debugging", []string{"log-level", "log-format", "pprof"}},
@@ -369,3 +371,26 @@ func (c *choiceValue) Set(s string) error {
 }
 
 func (*choiceValue) typeName() string { return "string" }
+
+// negatedBool is a boolean flag that sets the opposite of what it says:
+// --auto-create=false sets ForbidAutoCreate, whose zero value is the
+// default.
+type negatedBool struct{ v *bool }
+
+func (b negatedBool) String() string {
+	if b.v == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!*b.v)
+}
+
+func (b negatedBool) Set(text string) error {
+	on, err := strconv.ParseBool(text)
+	if err != nil {
+		return err
+	}
+	*b.v = !on
+	return nil
+}
+
+func (negatedBool) IsBoolFlag() bool { return true }

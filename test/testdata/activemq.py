@@ -1,6 +1,8 @@
 """ActiveMQ features a STOMP application relies on, driven with Debian's
 python3-stomp: selectors on queues and topics, a selector that does not
-parse, message groups, exclusive consumers and consumer priority.
+parse, message groups, exclusive consumers, consumer priority,
+request/reply through a temporary queue, composite destinations and
+wildcard topic subscriptions.
 
 Usage: /usr/bin/python3 activemq.py HOST PORT
 Exits 0 when every check held; prints what failed otherwise.
@@ -176,6 +178,63 @@ for i in range(4):
 wait_receipts(pl, 4)
 check(drain(hil) == ["p0", "p1"] and drain(lol) == ["p2", "p3"], "priority: high first, then low")
 
-for c in (prod, eu, us, rest, live, c2, e2, lo, hi):
+# Request/reply with a temporary queue: the requester's reply-to names
+# its own /temp-queue/; the responder sends to the name it gets.
+requester, rql = connect()
+responder, rsl = connect()
+requests = "/queue/py-requests-" + run
+subscribed(requester, rql, "/temp-queue/replies", "replies")
+subscribed(responder, rsl, requests, "req")
+sent(requester, requests, "what time is it", **{"reply-to": "/temp-queue/replies", "correlation-id": "q1"})
+wait_receipts(rql, 1)
+req = rsl.messages.get(timeout=TIMEOUT)
+reply_to = req.headers.get("reply-to", "")
+check(reply_to.startswith("/remote-temp-queue/") and req.headers.get("correlation-id") == "q1",
+      "the responder got reply-to %r and the correlation-id" % reply_to)
+sent(responder, reply_to, "noon", **{"correlation-id": req.headers["correlation-id"]})
+wait_receipts(rsl, 1)
+rep = rql.messages.get(timeout=TIMEOUT)
+check(rep.body == "noon" and rep.headers.get("correlation-id") == "q1" and rep.headers.get("destination") == "/temp-queue/replies",
+      "the reply reached the requester's temporary queue: %r %r" % (rep.body, rep.headers))
+# Another connection's /temp-queue/replies is its own, not the requester's.
+other, ol = connect()
+subscribed(other, ol, "/temp-queue/replies", "mine")
+check(drain(ol, 0.5) == [], "another connection's temporary queue of the same name is separate")
+other.disconnect()
+# When the requester goes, its temporary queue goes with it.
+requester.disconnect()
+time.sleep(0.5)
+responder.send(reply_to, "too late", headers={"receipt": "late"})
+err = rsl.errors.get(timeout=TIMEOUT)
+check("temporary destination does not exist" in err.headers.get("message", ""),
+      "a reply to a closed connection's temporary queue is refused: %r" % err.headers.get("message"))
+
+# Composite destinations: one SEND, a copy in each.
+cq1, cq2, ct = "/queue/py-c1-" + run, "/queue/py-c2-" + run, "/topic/py-c3-" + run
+cc, ccl = connect()
+subscribed(cc, ccl, cq1, "c1")
+subscribed(cc, ccl, cq2, "c2")
+subscribed(cc, ccl, ct, "c3")
+sent(prod, ",".join([cq1, cq2, ct]), "everywhere")
+wait_receipts(pl, 1)
+frames = []
+while True:
+    try:
+        frames.append(ccl.messages.get(timeout=1))
+    except queue.Empty:
+        break
+check(sorted(f.headers["destination"] for f in frames) == sorted([cq1, cq2, ct]) and all(f.body == "everywhere" for f in frames),
+      "composite SEND reached each destination once: %s" % [(f.headers["destination"], f.body) for f in frames])
+
+# Wildcard topic subscriptions: '*' one element, '>' one or more.
+wroot = "/topic/py-w-" + run
+wc, wl = connect()
+subscribed(wc, wl, wroot + ".>", "w")
+for name in (".eu", ".eu.paid", ""):
+    sent(prod, wroot + name, "w" + name)
+wait_receipts(pl, 3)
+check(drain(wl) == ["w.eu", "w.eu.paid"], "wildcard subscription got the matching topics")
+
+for c in (prod, eu, us, rest, live, c2, e2, lo, hi, cc, wc):
     c.disconnect()
 print("all checks passed")

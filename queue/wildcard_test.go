@@ -1,0 +1,54 @@
+package queue
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+func TestWildcardTopicSubscription(t *testing.T) {
+	e, _ := newEngine(t, Config{})
+	p, _ := open(t, e, "")
+	one, oneOut := open(t, e, "")
+	all, allOut := open(t, e, "")
+	subscribe(t, one, SubscribeSpec{ID: "1", Destination: "/topic/prices.*", Ack: AckAuto})
+	subscribe(t, all, SubscribeSpec{ID: "2", Destination: "/topic/prices.>", Ack: AckAuto, Selector: "cur <> 'XXX'"})
+	// A durable subscription on one of the matching topics makes its
+	// publishes go through raft: they reach the wildcards as they apply.
+	d, _ := open(t, e, "app")
+	subscribe(t, d, SubscribeSpec{ID: "d", Destination: "/topic/prices.eu", Ack: AckAuto, DurableName: "d"})
+	sendH(t, p, "/topic/prices.eu", "eu", "cur", "EUR")
+	sendH(t, p, "/topic/prices.eu.paid", "eu-paid", "cur", "EUR")
+	sendH(t, p, "/topic/prices", "none")
+	sendH(t, p, "/topic/prices.us", "us-xxx", "cur", "XXX")
+	sendH(t, p, "/topic/other.eu", "other")
+	oneOut.wait(t, 1)
+	allOut.wait(t, 1)
+	settle()
+	if got := bodies(oneOut); !slices.Equal(got, []string{"eu", "us-xxx"}) {
+		t.Errorf("prices.* got %q", got)
+	}
+	if got := bodies(allOut); !slices.Equal(got, []string{"eu", "eu-paid"}) {
+		t.Errorf("prices.> with selector got %q", got)
+	}
+	for _, spec := range []SubscribeSpec{
+		{ID: "q", Destination: "/queue/orders.>"},
+		{ID: "dw", Destination: "/topic/prices.>", DurableName: "w"},
+	} {
+		if err := d.Subscribe(spec, func(error) {}); !errors.Is(err, ErrWildcardUnsupported) {
+			t.Errorf("%+v: %v", spec, err)
+		}
+	}
+	if err := p.Send(pmsg("/topic/prices.>", "x"), "", func(error) {}); !errors.Is(err, ErrWildcardSend) {
+		t.Errorf("send to a wildcard: %v", err)
+	}
+	// The pattern goes with its last subscriber.
+	one.Close()
+	all.Close()
+	e.mu.Lock()
+	n := len(e.wild)
+	e.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d wildcard patterns left", n)
+	}
+}
