@@ -109,6 +109,26 @@ sent(prod, t, "acme-15", symbol="ACME", price="15")
 wait_receipts(pl, 3)
 check(drain(ll) == ["raft-15"], "topic selector: raft-15 only")
 
+# A durable subscription keeps its selector while its client is away.
+def durable(client_id):
+    conn = stomp.Connection12([(HOST, PORT)], heartbeats=(0, 0))
+    listener = Listener()
+    conn.set_listener("", listener)
+    conn.connect(wait=True, headers={"client-id": client_id})
+    return conn, listener
+
+dt = "/topic/py-durable-" + run
+dc, dl = durable("py-" + run)
+subscribed(dc, dl, dt, "d", selector="amount > 100", **{"activemq.subscriptionName": "big"})
+dc.disconnect()
+sent(prod, dt, "small", amount="5")
+sent(prod, dt, "large", amount="500")
+wait_receipts(pl, 2)
+dc, dl = durable("py-" + run)
+subscribed(dc, dl, dt, "d", selector="amount > 100", **{"activemq.subscriptionName": "big"})
+check(drain(dl) == ["large"], "durable subscription kept its selector while away")
+dc.disconnect()
+
 # A selector that does not parse is an ERROR naming the position.
 bad, bl = connect()
 bad.subscribe("/queue/py-bad", id="b", headers={"selector": "price > AND x", "receipt": "bad"})
