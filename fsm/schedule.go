@@ -58,6 +58,11 @@ const (
 // its Schedule (Schedule.String). Fired copies do not carry it.
 const HeaderSchedule = "raftmq-schedule"
 
+// MaxScheduleRemaining bounds the copies a scheduled entry has still to
+// fire after the next one (the queue refuses more, as ActiveMQ's
+// maxRepeatAllowed): what MetaOf weighs an entry by.
+const MaxScheduleRemaining = 1000
+
 // Schedule is the state of one scheduled message.
 type Schedule struct {
 	Due       int64 // unix ms at which the next copy fires

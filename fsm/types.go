@@ -68,6 +68,10 @@ func MetaOf(m *Message) Meta {
 			// A value that does not parse is due at once (see applier.fire).
 			s, _ := ParseSchedule(h.Value)
 			meta.Due, sched = s.Due, true
+			// A scheduled entry weighs what its copies still to come
+			// will: the store limit counts them from the SEND on, and
+			// each fire moves one copy's weight to its destination.
+			meta.Size *= int(min(max(s.Remaining, 0), MaxScheduleRemaining)) + 1
 		}
 	}
 	return meta

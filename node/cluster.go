@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/raftmq/raftmq/fsm"
+	"github.com/raftmq/raftmq/transport/tlsconf"
 )
 
 // This file forms and changes the group: bootstrapping it once
@@ -411,6 +412,9 @@ func (n *Node) discoverAndBootstrap(r *raft.Raft) bool {
 				} else {
 					complain("a join address answered with an error", "addr", addrs[i], "err", err)
 				}
+				continue
+			case errors.Is(err, tlsconf.ErrNotMember):
+				complain("a join address is not a node of this group (its certificate names another); ignoring it", "addr", addrs[i], "err", err)
 				continue
 			case err != nil:
 				n.log.Debug("join address not answering", "addr", addrs[i], "err", err)

@@ -216,6 +216,10 @@ func (s *Session) Commit(id string, done func(error)) error {
 		e.mu.Unlock()
 		return err
 	}
+	if err := e.txScheduled(t); err != nil {
+		e.mu.Unlock()
+		return err
+	}
 	if w := e.txWaiter(s, t, done); w != nil {
 		held, err := e.holdCommit(w)
 		if err != nil {
@@ -236,6 +240,30 @@ func (s *Session) Commit(id string, done func(error)) error {
 		return nil
 	}
 	e.propose(cmds, func(_ []fsm.Result, err error) { finish(err) })
+	return nil
+}
+
+// txScheduled checks that a transaction's scheduled sends, every copy
+// they will fire, fit in the store: they are refused rather than held,
+// as outside a transaction (sendScheduled).
+func (e *Engine) txScheduled(t *tx) error {
+	if e.cfg.StoreLimit <= 0 {
+		return nil
+	}
+	var cost int64
+	dest := ""
+	for _, m := range t.sends {
+		if sc, ok, err := parseSchedule(m); ok && err == nil {
+			cost += storeCost(m.Size() * int(sc.repeat+1))
+			dest = m.Destination
+		}
+	}
+	if cost == 0 {
+		return nil
+	}
+	if full := e.storeFull(dest, cost); full != nil {
+		return full
+	}
 	return nil
 }
 

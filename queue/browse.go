@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"strconv"
@@ -52,7 +53,13 @@ var (
 	ErrBrowseNetwork = errors.New("a network subscription cannot browse")
 	// ErrBrowseNack: a NACK of a browsed message (ActiveMQ refuses it too).
 	ErrBrowseNack = errors.New("cannot NACK a message of a queue browser: browsed messages are not consumed")
+	// ErrTooManyBrowsers: a session browses maxBrowsers queues at most
+	// at once; each holds a snapshot as long as its queue.
+	ErrTooManyBrowsers = fmt.Errorf("at most %d queue browsers per connection at once", maxBrowsers)
 )
+
+// maxBrowsers bounds the browsers of one session that have not finished.
+const maxBrowsers = 8
 
 // browseAckPrefix starts the AckID of browsed deliveries, which consumers'
 // (decimal) AckIDs never do: an ACK naming one is recognized and ignored.
@@ -88,6 +95,15 @@ func (e *Engine) subscribeBrowser(sub *subscription, kind destKind) (ready bool,
 		return false, ErrBrowseTopic
 	case sub.net != nil:
 		return false, ErrBrowseNetwork
+	}
+	active := 0
+	for _, o := range sub.sess.subs {
+		if o.browse != nil && !o.browse.ended {
+			active++
+		}
+	}
+	if active >= maxBrowsers {
+		return false, ErrTooManyBrowsers
 	}
 	sub.prefetch = 0        // does not apply: the connection's room is the only bound
 	q := e.queues[sub.dest] // not created: browsing a queue that is not there makes nothing

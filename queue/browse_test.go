@@ -419,3 +419,22 @@ func TestBrowseSessionClose(t *testing.T) {
 		t.Fatalf("after Close: %+v", st)
 	}
 }
+
+// TestBrowsersBounded: a connection that does not read cannot pile up
+// queue snapshots: it has at most maxBrowsers unfinished browsers.
+func TestBrowsersBounded(t *testing.T) {
+	e, _ := newEngine(t, Config{})
+	p, _ := open(t, e, "")
+	send(t, p, "/queue/b", "x", 4)
+	s, err := e.Open("", &recorder{writable: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxBrowsers {
+		subscribe(t, s, SubscribeSpec{ID: fmt.Sprint(i), Destination: "/queue/b", Browser: true})
+	}
+	err = s.Subscribe(SubscribeSpec{ID: "over", Destination: "/queue/b", Browser: true}, func(error) {})
+	if !errors.Is(err, ErrTooManyBrowsers) {
+		t.Fatalf("browser %d: %v", maxBrowsers+1, err)
+	}
+}

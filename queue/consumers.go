@@ -37,10 +37,20 @@ const (
 	HeaderGroupSeq = "JMSXGroupSeq"
 )
 
-// maxGroupPins bounds the groups a queue remembers. Beyond it a pin is
-// forgotten to make room, as ActiveMQ's group cache does: that group's
-// next message pins it again, possibly to another consumer.
-const maxGroupPins = 1 << 16
+// maxGroupPins bounds the groups a queue remembers. Beyond it the pin of
+// a group with nothing in flight is forgotten to make room, as ActiveMQ's
+// group cache forgets: that group's next message pins it again, possibly
+// to another consumer, which keeps its order since nothing of it is being
+// processed. If every pinned group has messages in flight, a new group
+// goes unpinned until one settles.
+var maxGroupPins = 1 << 16 // a variable for tests
+
+// groupPin is the consumer a message group is pinned to, and how many of
+// the group's messages it holds unacknowledged.
+type groupPin struct {
+	sub      *subscription
+	inflight int
+}
 
 // groupOf returns m's message group, "" for none.
 func groupOf(m *fsm.Message) string {
@@ -78,7 +88,7 @@ func (q *destQueue) mayHave(s *subscription, r *ref) bool {
 	}
 	if q.groups != nil {
 		if g := groupOf(r.msg); g != "" {
-			if pin := q.groups[g]; pin != nil && pin != s {
+			if pin := q.groups[g]; pin != nil && pin.sub != s {
 				return false
 			}
 		}
@@ -122,7 +132,8 @@ func (q *destQueue) pick(r *ref) *subscription {
 }
 
 // delivered records what giving r to s means for r's group: the group is
-// pinned to s, or closed by JMSXGroupSeq -1.
+// pinned to s (and one more of its messages is in flight there), or
+// closed by JMSXGroupSeq -1.
 func (q *destQueue) delivered(s *subscription, r *ref) {
 	g := groupOf(r.msg)
 	if g == "" {
@@ -133,33 +144,69 @@ func (q *destQueue) delivered(s *subscription, r *ref) {
 		return
 	}
 	if q.groups == nil {
-		q.groups = make(map[string]*subscription)
+		q.groups = make(map[string]*groupPin)
 	}
-	if _, pinned := q.groups[g]; !pinned && len(q.groups) >= maxGroupPins {
-		for old := range q.groups {
-			delete(q.groups, old)
-			break
+	pin := q.groups[g]
+	if pin == nil {
+		if len(q.groups) >= maxGroupPins && !q.forgetIdleGroup() {
+			return
 		}
+		pin = &groupPin{sub: s}
+		q.groups[g] = pin
 	}
-	q.groups[g] = s
+	pin.inflight++
 }
 
-// consumersChanged is called when s joined or left q: the exclusive owner
-// is chosen again, a leaving consumer's groups are unpinned, and parked
-// messages get another look, since the new set may take them.
+// settled is called when a delivery of m by s ended (acked, returned,
+// or its consumer gone).
+func (q *destQueue) settled(s *subscription, m *fsm.Message) {
+	if q.groups == nil {
+		return
+	}
+	if pin := q.groups[groupOf(m)]; pin != nil && pin.sub == s && pin.inflight > 0 {
+		pin.inflight--
+	}
+}
+
+// forgetIdleGroup forgets the pin of a group with nothing in flight, to
+// make room; false if there is none.
+func (q *destQueue) forgetIdleGroup() bool {
+	for g, pin := range q.groups {
+		if pin.inflight == 0 {
+			delete(q.groups, g)
+			return true
+		}
+	}
+	return false
+}
+
+// consumersChanged is called when a consumer joined q (left nil) or left
+// it: the exclusive owner is chosen again, a leaving consumer's groups are
+// unpinned, and parked messages get another look when the change may let
+// a consumer take them: a consumer came, the owner changed, a group lost
+// its pin, or the queue lost its last local or network consumer (replay
+// and plain dispatch, see network.go). A consumer that merely left makes
+// no parked message takeable otherwise.
 func (q *destQueue) consumersChanged(left *subscription) {
+	recheck := left == nil || q.network == 0 || q.local == 0
 	if left != nil {
-		for g, s := range q.groups {
-			if s == left {
+		for g, pin := range q.groups {
+			if pin.sub == left {
 				delete(q.groups, g)
+				recheck = true
 			}
 		}
 	}
-	q.owner = nil
+	var owner *subscription
 	for _, s := range q.consumers {
-		if s.exclusive && (q.owner == nil || s.priority > q.owner.priority) {
-			q.owner = s
+		if s.exclusive && (owner == nil || s.priority > owner.priority) {
+			owner = s
 		}
 	}
-	q.unpark()
+	if owner != q.owner {
+		q.owner, recheck = owner, true
+	}
+	if recheck {
+		q.unpark()
+	}
 }

@@ -231,3 +231,67 @@ func TestMessageGroups(t *testing.T) {
 		t.Errorf("B's closing message went elsewhere: %q", got)
 	}
 }
+
+// TestGroupPinsBounded: past maxGroupPins a group with messages in flight
+// keeps its pin; only a settled group's pin is forgotten.
+func TestGroupPinsBounded(t *testing.T) {
+	old := maxGroupPins
+	maxGroupPins = 2
+	t.Cleanup(func() { maxGroupPins = old })
+	e, _ := newEngine(t, Config{})
+	p, _ := open(t, e, "")
+	c1, out1 := open(t, e, "")
+	subscribe(t, c1, SubscribeSpec{ID: "1", Destination: "/queue/g", Ack: AckClientIndividual})
+	sendH(t, p, "/queue/g", "A0", HeaderGroupID, "A")
+	sendH(t, p, "/queue/g", "B0", HeaderGroupID, "B")
+	out1.wait(t, 1)
+	c2, out2 := open(t, e, "")
+	subscribe(t, c2, SubscribeSpec{ID: "2", Destination: "/queue/g", Ack: AckClientIndividual, Priority: 9})
+	// Both pins are busy: C goes unpinned, and A and B stay with c1
+	// although c2 has the higher priority.
+	sendH(t, p, "/queue/g", "C0", HeaderGroupID, "C")
+	sendH(t, p, "/queue/g", "A1", HeaderGroupID, "A")
+	out1.wait(t, 2)
+	out2.wait(t, 0)
+	settle()
+	if got := bodies(out1); !slices.Equal(got, []string{"A0", "B0", "A1"}) {
+		t.Errorf("c1 got %q", got)
+	}
+	if got := bodies(out2); !slices.Equal(got, []string{"C0"}) {
+		t.Errorf("c2 got %q", got)
+	}
+	e.mu.Lock()
+	pins := len(e.queues["/queue/g"].groups)
+	e.mu.Unlock()
+	if pins != 2 {
+		t.Errorf("%d pins, want 2", pins)
+	}
+}
+
+// TestParkedBacklogInPasses: a backlog no consumer selects is parked, and
+// looked at again in bounded passes when consumers change; a message
+// behind it that a new consumer selects still reaches it.
+func TestParkedBacklogInPasses(t *testing.T) {
+	e, _ := newEngine(t, Config{})
+	p, _ := open(t, e, "")
+	c, _ := open(t, e, "")
+	subscribe(t, c, SubscribeSpec{ID: "none", Destination: "/queue/big", Ack: AckAuto, Selector: "kind = 'nothing'"})
+	n := 3*maxParkPerPass + 10
+	for i := range n {
+		m := &fsm.Message{Destination: "/queue/big", Body: []byte(fmt.Sprint(i)), Priority: 4,
+			Headers: []fsm.Header{{Key: "kind", Value: "bulk"}}}
+		do(t, func(done func(error)) error { return p.Send(m, "", done) })
+	}
+	sendH(t, p, "/queue/big", "wanted", "kind", "wanted")
+	want, out := open(t, e, "")
+	subscribe(t, want, SubscribeSpec{ID: "w", Destination: "/queue/big", Ack: AckAuto, Selector: "kind = 'wanted'"})
+	if d := out.wait(t, 0); string(d.Msg.Body) != "wanted" {
+		t.Fatalf("got %q", d.Msg.Body)
+	}
+	e.mu.Lock()
+	parked := e.queues["/queue/big"].parked.n
+	e.mu.Unlock()
+	if parked != n {
+		t.Errorf("%d parked, want %d", parked, n)
+	}
+}

@@ -25,7 +25,13 @@ func (e *Engine) dispatch(q *destQueue) {
 	now := e.nowMs()
 	var buf [16]*ref
 	aside := buf[:0]
-	for q.pending.n > 0 && len(aside) < maxSetAside && q.anyReady() {
+	parked := 0
+	defer func() {
+		if parked >= maxParkPerPass && q.pending.n > 0 {
+			e.continueDispatch(q)
+		}
+	}()
+	for q.pending.n > 0 && len(aside) < maxSetAside && parked < maxParkPerPass && q.anyReady() {
 		r := q.pending.pop()
 		if r == nil {
 			break
@@ -46,6 +52,7 @@ func (e *Engine) dispatch(q *destQueue) {
 				aside = append(aside, r)
 			} else {
 				e.park(q, r)
+				parked++
 			}
 			continue
 		}
@@ -54,6 +61,33 @@ func (e *Engine) dispatch(q *destQueue) {
 	for _, r := range aside {
 		e.putBack(q, r)
 	}
+}
+
+// maxParkPerPass bounds the messages one dispatch call parks. When the
+// consumers change, every parked message comes back to be looked at again
+// (its body read from the store, the selectors run): a large backlog that
+// no consumer selects is parked again in passes of this many, each in its
+// own hold of the engine's lock (continueDispatch), so sends, acks and
+// other queues are served in between.
+const maxParkPerPass = 1024
+
+// continueDispatch dispatches q again soon, in a goroutine of its own that
+// takes the lock anew: the current pass stopped at maxParkPerPass.
+func (e *Engine) continueDispatch(q *destQueue) {
+	if q.continuing || e.closed {
+		return
+	}
+	q.continuing = true
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		q.continuing = false
+		if !e.closed {
+			e.dispatch(q)
+		}
+	}()
 }
 
 // maxSetAside bounds the pending messages one dispatchNetwork call steps
@@ -80,7 +114,13 @@ func (e *Engine) dispatchNetwork(q *destQueue) {
 	var buf [16]*ref
 	aside := buf[:0]
 	parked := q.parked.n > 0 // cleared once no local consumer can take one
-	for len(aside) < maxSetAside && (q.pending.n > 0 || parked) {
+	parkedNow := 0
+	defer func() {
+		if parkedNow >= maxParkPerPass && q.pending.n > 0 {
+			e.continueDispatch(q)
+		}
+	}()
+	for len(aside) < maxSetAside && parkedNow < maxParkPerPass && (q.pending.n > 0 || parked) {
 		var r *ref
 		var s *subscription
 		if parked {
@@ -129,6 +169,7 @@ func (e *Engine) dispatchNetwork(q *destQueue) {
 		if s == nil {
 			if !replay && !q.networkMayHave(r) || !q.anyMayHave(r, replay) {
 				e.park(q, r)
+				parkedNow++
 			} else {
 				aside = append(aside, r)
 			}
@@ -296,9 +337,13 @@ func (q *destQueue) consumerFor(r *ref, replay bool) *subscription {
 func (e *Engine) deliver(s *subscription, q *destQueue, r *ref, msg *fsm.Message) {
 	sess := s.sess
 	sess.ackSeq++
+	dest := s.dest
+	if s.wild {
+		dest = msg.Destination // the topic it was published to, as ActiveMQ shows it
+	}
 	d := &Delivery{
 		Msg:           msg,
-		Destination:   s.dest,
+		Destination:   dest,
 		Subscription:  s.id,
 		AckID:         strconv.FormatUint(sess.ackSeq, 10),
 		Redelivered:   r.redelivered,
@@ -368,6 +413,9 @@ func (e *Engine) finish(d *Delivery) {
 	s := d.sub
 	if d.state == dInflight {
 		s.unacked--
+	}
+	if d.q != nil {
+		d.q.settled(s, d.Msg)
 	}
 	d.state = dDone
 	sess := d.sess

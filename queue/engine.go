@@ -99,7 +99,10 @@ type destQueue struct {
 	// Who gets what (consumers.go): the exclusive consumer, if any
 	// asked, and the consumer each message group is pinned to.
 	owner  *subscription
-	groups map[string]*subscription
+	groups map[string]*groupPin
+	// continuing: a dispatch pass that stopped at maxParkPerPass goes
+	// on in a goroutine (continueDispatch).
+	continuing bool
 }
 
 type topic struct {

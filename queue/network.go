@@ -119,7 +119,10 @@ func (e *Engine) Demand() []Demand {
 		}
 	}
 	for name, t := range e.topics {
-		if _, _, temp := tempDest(name); reserved(name) || temp {
+		// Wildcard topics are not asked of other groups: a bridge
+		// forwards to the destination it subscribed to, and a
+		// wildcard is no destination to send to (wildcard.go).
+		if _, _, temp := tempDest(name); reserved(name) || temp || e.wild[name].String() != "" {
 			continue
 		}
 		n := active[name]

@@ -76,7 +76,7 @@ import (
 const (
 	// MaxScheduledRepeat bounds AMQ_SCHEDULED_REPEAT, as ActiveMQ's
 	// maxRepeatAllowed does (1000).
-	MaxScheduledRepeat = 1000
+	MaxScheduledRepeat = fsm.MaxScheduleRemaining
 	// MaxScheduledDelay bounds AMQ_SCHEDULED_DELAY and _PERIOD: ten years.
 	MaxScheduledDelay = 10 * 365 * 24 * time.Hour
 )
@@ -207,7 +207,8 @@ func (s *Session) sendScheduled(m *fsm.Message, sc schedSpec, done func(error)) 
 	cmd := scheduleCommand(m, sc, m.Timestamp)
 	var cost int64
 	if e.cfg.StoreLimit > 0 {
-		cost = storeCost(m.Size())
+		// Every copy it will fire counts (fsm.MetaOf).
+		cost = storeCost(fsm.MetaOf(m).Size)
 		if full := e.storeFull(m.Destination, cost); full != nil {
 			e.mu.Unlock()
 			return full
@@ -451,8 +452,9 @@ func (e *Engine) fired(batch []*schedEntry, res []fsm.Result, err error) {
 // one of them).
 type ScheduledStats struct {
 	// Pending counts the scheduled messages stored and waiting to fire
-	// (one per message, however many copies it has left), Bytes their
-	// message bytes; they count against the store limit.
+	// (one per message, however many copies it has left), Bytes what
+	// their copies still to fire weigh (fsm.MetaOf); they count against
+	// the store limit.
 	Pending int   `json:"pending"`
 	Bytes   int64 `json:"bytes"`
 	// NextDueMs is the earliest due time (unix ms) of those not being

@@ -427,3 +427,35 @@ func TestScheduledAcrossLeaders(t *testing.T) {
 		t.Fatalf("%d deliveries, want 2", out.count())
 	}
 }
+
+// TestScheduledRepeatsCountInTheStore: a scheduled message weighs what
+// all its copies will, from the SEND on, in a transaction or not; one
+// whose copies would not fit is refused.
+func TestScheduledRepeatsCountInTheStore(t *testing.T) {
+	e, _ := newEngine(t, Config{StoreLimit: 64 << 10})
+	p, _ := open(t, e, "")
+	// An empty store takes any one message (as an empty queue does).
+	send(t, p, "/queue/other", "x", 4)
+	body := strings.Repeat("b", 16<<10)
+	repeated := schedMsg("/queue/q", body, fsm.HeaderScheduledDelay, "60000", fsm.HeaderScheduledPeriod, "1", fsm.HeaderScheduledRepeat, "200")
+	var fe *FullError
+	if err := p.Send(repeated, "", func(error) { t.Error("done called for a refused send") }); !errors.As(err, &fe) || fe.Unit != unitStoreBytes {
+		t.Fatalf("201 copies of 16 KiB under a 64 KiB store limit: %v", err)
+	}
+	two := schedMsg("/queue/q", body, fsm.HeaderScheduledDelay, "60000", fsm.HeaderScheduledRepeat, "1", fsm.HeaderScheduledPeriod, "1000")
+	do(t, func(done func(error)) error { return p.Send(two, "", done) })
+	if got := e.StoreBytes(); got < 2*int64(len(body)) {
+		t.Fatalf("StoreBytes = %d after a message of two 16 KiB copies", got)
+	}
+	// In a transaction, and through a composite SEND's transaction.
+	if err := p.Begin("t"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		m := schedMsg("/queue/q", body, fsm.HeaderScheduledDelay, "60000")
+		do(t, func(done func(error)) error { return p.Send(m, "t", done) })
+	}
+	if err := p.Commit("t", func(error) { t.Error("done called for a refused commit") }); !errors.As(err, &fe) {
+		t.Fatalf("commit of three more 16 KiB scheduled messages: %v", err)
+	}
+}

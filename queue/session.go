@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -39,6 +40,7 @@ type subscription struct {
 	sel       *selector.Selector
 	exclusive bool
 	priority  int
+	wild      bool // a wildcard topic subscription (wildcard.go)
 
 	inflight []*Delivery // in delivery order, for cumulative acks
 	head     int
@@ -154,6 +156,9 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	if err := checkDedupeID(m); err != nil {
 		return err
 	}
+	// The schedule header is the leader's to write: one from a client
+	// would give an ordinary entry a due time in the store's index.
+	m.Headers = slices.DeleteFunc(m.Headers, func(h fsm.Header) bool { return h.Key == fsm.HeaderSchedule })
 	// Scheduled delivery (schedule.go): AMQ_SCHEDULED_* headers are
 	// checked here, in a transaction or not; a bad one fails the SEND.
 	sched, isSched, err := parseSchedule(m)
@@ -449,6 +454,7 @@ func (e *Engine) subscribe(s *Session, kind destKind, spec SubscribeSpec, net *N
 			if err := e.addWildcard(spec.Destination); err != nil {
 				return false, err
 			}
+			sub.wild = true
 		}
 		t := e.topic(spec.Destination)
 		sub.t = t

@@ -41,6 +41,9 @@ var (
 	ErrTempNotOwner = errors.New("only the connection that created a temporary destination may subscribe to it")
 	// ErrTempDurable: a temporary topic has no durable subscriptions.
 	ErrTempDurable = errors.New("a temporary topic cannot have durable subscriptions")
+	// ErrTooManyTemps: a session may create as many temporary
+	// destinations as it may have subscriptions (Config.MaxSubscriptions).
+	ErrTooManyTemps = errors.New("too many temporary destinations on this connection")
 	// ErrTempScheduled: messages to temporary destinations cannot be
 	// scheduled; they would outlive their destination.
 	ErrTempScheduled = errors.New("messages to temporary destinations cannot be scheduled")
@@ -67,6 +70,8 @@ func tempDest(dest string) (name string, own, ok bool) {
 func (e *Engine) useTemp(s *Session, name string, own, subscribe bool) error {
 	owner := e.temps[name]
 	switch {
+	case owner == nil && own && len(s.temps) >= e.cfg.MaxSubscriptions:
+		return ErrTooManyTemps
 	case owner == nil && own:
 		e.temps[name] = s
 		s.temps = append(s.temps, name)

@@ -86,3 +86,20 @@ func TestAutoCreateForbiddenInEngine(t *testing.T) {
 	out.wait(t, 0)
 	subscribe(t, s, SubscribeSpec{ID: "c", Destination: "/topic/free", Ack: AckAuto})
 }
+
+func TestTemporaryDestinationsBounded(t *testing.T) {
+	e, _ := newEngine(t, Config{MaxSubscriptions: 2})
+	s, _ := open(t, e, "")
+	for _, name := range []string{"/temp-queue/c.a", "/temp-topic/c.b"} {
+		if err := s.Send(&fsm.Message{Destination: name, Body: []byte("x")}, "", func(error) {}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := s.Send(&fsm.Message{Destination: "/temp-queue/c.c", Body: []byte("x")}, "", func(error) {}); !errors.Is(err, ErrTooManyTemps) {
+		t.Fatalf("third temporary destination: %v", err)
+	}
+	// Using one it has already is fine.
+	if err := s.Send(&fsm.Message{Destination: "/temp-queue/c.a", Body: []byte("y")}, "", func(error) {}); err != nil {
+		t.Fatal(err)
+	}
+}

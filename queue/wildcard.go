@@ -13,6 +13,11 @@ import (
 // published. The engine keeps such a subscription on a topic named by
 // the pattern, and fanout looks at the patterns beside the topic itself.
 //
+// Deliveries show the topic a message was published to. Wildcard topics
+// are local: they are not part of the demand other groups' bridges
+// follow, so a wildcard subscriber gets what is published in its own
+// group only.
+//
 // Not yet: wildcard subscriptions to queues (consuming from every
 // matching queue) and wildcard durable subscriptions (the FSM would have
 // to match patterns when it stores a publish). Both are refused.
@@ -61,8 +66,9 @@ func (e *Engine) fanoutWildcard(m *fsm.Message, touched map[*destQueue]struct{})
 	if len(e.wild) == 0 {
 		return
 	}
+	// The broker's own topics reach only those who name them.
 	_, name, ok := SplitDestination(m.Destination)
-	if !ok {
+	if !ok || reserved(m.Destination) {
 		return
 	}
 	for dest, p := range e.wild {

@@ -31,6 +31,15 @@ func TestWildcardTopicSubscription(t *testing.T) {
 	if got := bodies(allOut); !slices.Equal(got, []string{"eu", "eu-paid"}) {
 		t.Errorf("prices.> with selector got %q", got)
 	}
+	if d := allOut.wait(t, 1); d.Destination != "/topic/prices.eu.paid" {
+		t.Errorf("a wildcard delivery shows destination %q, want the topic it was published to", d.Destination)
+	}
+	// Wildcards are not demand other groups' bridges follow.
+	for _, dm := range e.Demand() {
+		if wildcard(dm.Destination) {
+			t.Errorf("demand lists %s", dm.Destination)
+		}
+	}
 	for _, spec := range []SubscribeSpec{
 		{ID: "q", Destination: "/queue/orders.>"},
 		{ID: "dw", Destination: "/topic/prices.>", DurableName: "w"},

@@ -359,6 +359,11 @@ func TestSecurity(t *testing.T) {
 		removed.connectAs("writer", "writer-pw")
 		stays, _ := tlsRaw(t, s.Stomp, tlsOK)
 		stays.connectAs("admin", "admin-pw")
+		// A temporary queue needs no right, before a reload or after.
+		replies, _ := tlsRaw(t, s.Stomp, tlsOK)
+		replies.connectAs("ops", "ops-pw")
+		replies.write(frame(stomp.SUBSCRIBE, "", "id", "r", "destination", "/temp-queue/replies", "receipt", "t1"))
+		replies.expectReceipt("t1")
 
 		// The same password hashes: a changed hash is a changed
 		// password, which ends a login too.
@@ -385,6 +390,10 @@ func TestSecurity(t *testing.T) {
 		consumer.expectError("user app is no longer authorized to read from /queue/orders.revoked", "")
 		stays.write(frame(stomp.SEND, "after the revocation", "destination", "/queue/orders.revoked", "receipt", "r1"))
 		stays.expectReceipt("r1")
+		replies.write(frame(stomp.SEND, "still here", "destination", "/temp-queue/replies"))
+		if m := replies.expect(stomp.MESSAGE); string(m.Body) != "still here" {
+			t.Errorf("temporary queue after the reload: %q", m.Body)
+		}
 		// What was sent stays for a consumer the rules admit.
 		if q := admin.destination("/queue/orders.revoked"); q.Pending != 1 {
 			t.Errorf("orders.revoked after the revocation: %+v, want the message pending", q)

@@ -67,6 +67,9 @@ type conn struct {
 	// composites numbers the transactions of composite sends (reader
 	// goroutine only).
 	composites uint64
+	// temp prefixes the names of its temporary destinations (temp.go).
+	temp     string
+	tempOnce sync.Once
 
 	wake chan struct{} // capacity 1: the queue has frames, or closing
 

@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"strings"
 
 	"github.com/raftmq/raftmq/fsm"
@@ -9,17 +11,19 @@ import (
 
 // Temporary destinations (queue/temp.go): a client names its own as
 // /temp-queue/NAME or /temp-topic/NAME; the connection makes the name its
-// own by prefixing its id, so two clients' /temp-queue/reply are two
-// destinations. A reply-to header naming one is rewritten to the remote
-// form, /remote-temp-queue/ID.NAME, which the responder sends to from its
-// own connection, as ActiveMQ does. MESSAGE frames show the owner its own
-// short name again.
+// own by prefixing a random token of its own, so two clients'
+// /temp-queue/reply are two destinations. A reply-to header naming one is
+// rewritten to the remote form, /remote-temp-queue/TOKEN.NAME, which the
+// responder sends to from its own connection, as ActiveMQ does. The token
+// is not the connection's id (CONNECTED tells that to anyone): only those
+// given the reply-to can send to it. MESSAGE frames show the owner its
+// own short name again.
 
 // tempDest returns the engine's name for dest as this connection means it.
 func (c *conn) tempDest(dest string) string {
 	for _, p := range []string{queue.TempQueuePrefix, queue.TempTopicPrefix} {
 		if name, ok := strings.CutPrefix(dest, p); ok {
-			return p + c.id + "." + name
+			return p + c.tempToken() + "." + name
 		}
 	}
 	return dest
@@ -37,7 +41,7 @@ func (c *conn) replyTo(hs []fsm.Header) {
 			queue.TempTopicPrefix: queue.RemoteTempTopicPrefix,
 		} {
 			if name, ok := strings.CutPrefix(h.Value, p); ok {
-				hs[i].Value = remote + c.id + "." + name
+				hs[i].Value = remote + c.tempToken() + "." + name
 			}
 		}
 	}
@@ -48,12 +52,23 @@ func (c *conn) replyTo(hs []fsm.Header) {
 func (c *conn) shownDest(dest string) string {
 	for _, p := range []string{queue.TempQueuePrefix, queue.TempTopicPrefix} {
 		if rest, ok := strings.CutPrefix(dest, p); ok {
-			if name, ok := strings.CutPrefix(rest, c.id+"."); ok {
+			if name, ok := strings.CutPrefix(rest, c.tempToken()+"."); ok {
 				return p + name
 			}
 		}
 	}
 	return dest
+}
+
+// tempToken is the connection's secret prefix of its temporary
+// destinations, made on first use: 128 random bits.
+func (c *conn) tempToken() string {
+	c.tempOnce.Do(func() {
+		var b [16]byte
+		rand.Read(b[:])
+		c.temp = hex.EncodeToString(b[:])
+	})
+	return c.temp
 }
 
 // isTemp reports whether dest names a temporary destination, in either
