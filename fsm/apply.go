@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble"
 	"github.com/hashicorp/raft"
 
+	"github.com/raftmq/raftmq/queue/dest"
 	"github.com/raftmq/raftmq/queue/selector"
 )
 
@@ -170,11 +171,11 @@ func (a *applier) publish(c *Command) Result {
 	}
 	a.emit(Change{Kind: Published, Queue: c.Topic, Msg: c.Msg})
 	// Stored messages are read-only, so the copies share one *Message.
-	for i := range a.st.byTopic[c.Topic] {
-		if r := &a.st.byTopic[c.Topic][i]; r.selects(c.Msg) {
+	a.st.durablesFor(c.Topic, func(r *durableRef) {
+		if r.selects(c.Msg) {
 			a.put(r.queue, c.Msg)
 		}
-	}
+	})
 	// Recorded even without durable subscriptions: the publish reached the
 	// non-durable subscribers, and a resend must not reach them again.
 	a.recordDedupe(c.DedupeID, c.Msg.Timestamp)
@@ -253,6 +254,12 @@ func (a *applier) subscribe(c *Command) Result {
 	}
 	if _, err := selector.Compile(c.Durable.Selector); err != nil {
 		return invalid("durable subscription %q: %v", c.Durable.Name, err)
+	}
+	if dest.HasWildcard(c.Durable.Topic) {
+		_, name, _ := dest.Split(c.Durable.Topic)
+		if _, err := dest.Compile(name); err != nil {
+			return invalid("durable subscription %q: %v", c.Durable.Name, err)
+		}
 	}
 	d := *c.Durable
 	q := d.Queue()

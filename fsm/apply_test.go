@@ -235,6 +235,35 @@ func TestDurableSelector(t *testing.T) {
 	}
 }
 
+// TestWildcardDurable: a durable subscription to a wildcard topic stores
+// what is published to the topics its pattern matches, and keeps doing
+// so after a restart of the state (loadState).
+func TestWildcardDurable(t *testing.T) {
+	h := newHarness(t)
+	w := Durable{ClientID: "c", Name: "w", Topic: "/topic/prices.>"}
+	h.mustApply(Command{Op: OpSubscribe, Durable: &w})
+	pub := func(topic string) Command {
+		return Command{Op: OpPublish, Topic: topic, Msg: testMessage("id-"+topic, topic, "x")}
+	}
+	h.mustApply(pub("/topic/prices.eu"), pub("/topic/prices.eu.paid"), pub("/topic/prices"), pub("/topic/other"))
+	if got := seqsOf(dumpFSM(t, h.f), w.Queue()); len(got) != 2 {
+		t.Errorf("wildcard durable holds %v, want the two matching publishes", got)
+	}
+	// Reopened, the state knows the pattern again.
+	if err := h.f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h.f = openFSM(t, h.dir)
+	h.mustApply(pub("/topic/prices.us"))
+	if got := seqsOf(dumpFSM(t, h.f), w.Queue()); len(got) != 3 {
+		t.Errorf("after reopening, wildcard durable holds %v, want 3", got)
+	}
+	bad := Durable{ClientID: "c", Name: "bad", Topic: "/topic/a.>.b"}
+	if r := h.apply(Command{Op: OpSubscribe, Durable: &bad}); r[0].Err == nil {
+		t.Error("a durable subscription to an invalid pattern was stored")
+	}
+}
+
 func TestSubscribeReplaceUnsubscribe(t *testing.T) {
 	h := newHarness(t)
 	rec := attach(t, h.f)

@@ -180,12 +180,11 @@ func (a *applier) fire(c *Command) Result {
 		// As OpPublish does it: live subscribers hear of it, and each
 		// durable subscription whose selector takes it stores a copy.
 		a.emit(Change{Kind: Published, Queue: cp.Destination, Msg: cp})
-		refs := a.st.byTopic[cp.Destination]
-		for i := range refs {
-			if r := &refs[i]; r.selects(cp) {
+		a.st.durablesFor(cp.Destination, func(r *durableRef) {
+			if r.selects(cp) {
 				a.put(r.queue, cp)
 			}
-		}
+		})
 	} else {
 		if err := checkQueue(cp.Destination); err != nil {
 			// It can never be delivered: dropped, on every node alike.

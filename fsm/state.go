@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/raftmq/raftmq/queue/dest"
 	"github.com/raftmq/raftmq/queue/selector"
 )
 
@@ -28,6 +29,9 @@ type state struct {
 	queues   map[string]struct{}
 	durables map[string]*Durable // by store queue
 	byTopic  map[string][]durableRef
+	// wildDurables are the durable subscriptions to wildcard topics,
+	// sorted by store queue.
+	wildDurables []durableRef
 	// window indexes the dedupe window's ids by hash (see dedupe.go).
 	window dedupeIndex
 
@@ -50,6 +54,8 @@ type durableRef struct {
 	// node alike.
 	sel     *selector.Selector
 	selNone bool
+	// pat is set for a subscription to a wildcard topic (wildDurables).
+	pat *dest.Pattern
 }
 
 // selects reports whether the durable subscription takes m.
@@ -140,26 +146,65 @@ func scanRange(r pebble.Reader, lower, upper []byte, fn func(k, v []byte) error)
 func (st *state) addDurable(d *Durable) {
 	q := d.Queue()
 	st.durables[q] = d
-	refs := st.byTopic[d.Topic]
-	// Sorted by store queue: Publish stores its copies in this order, and
-	// seq assignment must not depend on map iteration.
-	i, _ := slices.BinarySearchFunc(refs, q, func(r durableRef, q string) int { return strings.Compare(r.queue, q) })
 	ref := durableRef{queue: q, d: d}
 	if d.Selector != "" {
 		sel, err := selector.Compile(d.Selector)
 		ref.sel, ref.selNone = sel, err != nil
 	}
-	st.byTopic[d.Topic] = slices.Insert(refs, i, ref)
+	if dest.HasWildcard(d.Topic) {
+		_, name, _ := dest.Split(d.Topic)
+		if p, err := dest.Compile(name); err == nil {
+			ref.pat = &p
+		} else {
+			ref.selNone = true // not a pattern: it matches nothing, on every node
+		}
+		st.wildDurables = insertRef(st.wildDurables, ref)
+		return
+	}
+	st.byTopic[d.Topic] = insertRef(st.byTopic[d.Topic], ref)
+}
+
+// insertRef adds ref to refs, sorted by store queue: Publish stores its
+// copies in this order, and seq assignment must not depend on map
+// iteration.
+func insertRef(refs []durableRef, ref durableRef) []durableRef {
+	i, _ := slices.BinarySearchFunc(refs, ref.queue, func(r durableRef, q string) int { return strings.Compare(r.queue, q) })
+	return slices.Insert(refs, i, ref)
 }
 
 func (st *state) removeDurable(d *Durable) {
 	q := d.Queue()
 	delete(st.durables, q)
+	if dest.HasWildcard(d.Topic) {
+		st.wildDurables = slices.DeleteFunc(st.wildDurables, func(r durableRef) bool { return r.queue == q })
+		return
+	}
 	refs := slices.DeleteFunc(st.byTopic[d.Topic], func(r durableRef) bool { return r.queue == q })
 	if len(refs) == 0 {
 		delete(st.byTopic, d.Topic)
 	} else {
 		st.byTopic[d.Topic] = refs
+	}
+}
+
+// durablesFor calls fn for each durable subscription a publish to topic
+// reaches, in a fixed order: the topic's own, then the wildcard ones
+// whose pattern matches it, each by store queue.
+func (st *state) durablesFor(topic string, fn func(r *durableRef)) {
+	for i := range st.byTopic[topic] {
+		fn(&st.byTopic[topic][i])
+	}
+	if len(st.wildDurables) == 0 {
+		return
+	}
+	_, name, ok := dest.Split(topic)
+	if !ok {
+		return
+	}
+	for i := range st.wildDurables {
+		if r := &st.wildDurables[i]; r.pat != nil && r.pat.Match(name) {
+			fn(r)
+		}
 	}
 }
 

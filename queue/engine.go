@@ -28,9 +28,10 @@ type Engine struct {
 	topics   map[string]*topic      // /topic/NAME → subscribers
 	durables map[string]*durableSub // store queue name → durable subscription
 	sessions map[*Session]struct{}
-	temps    map[string]*Session // temporary destinations by name, and their owners (temp.go)
-	wild     map[string]Pattern  // wildcard topics with subscribers, by name (wildcard.go)
-	idPrefix string              // message-id prefix, unique to this engine's lifetime
+	temps    map[string]*Session    // temporary destinations by name, and their owners (temp.go)
+	wild     map[string]Pattern     // wildcard topics with subscribers, by name (wildcard.go)
+	wildDurs map[string]wildDurable // wildcard topics with durable subscriptions (wildcard.go)
+	idPrefix string                 // message-id prefix, unique to this engine's lifetime
 	idSeq    uint64
 	ordSeq   uint64
 	npBytes  int64 // memory held by non-persistent pending messages
@@ -149,6 +150,7 @@ func newEngineWithClock(cfg Config, log Log, store Store, now func() time.Time) 
 		sessions: make(map[*Session]struct{}),
 		temps:    make(map[string]*Session),
 		wild:     make(map[string]Pattern),
+		wildDurs: make(map[string]wildDurable),
 		idPrefix: "ID:" + prefix + "-" + hex.EncodeToString(nonce[:]) + "-",
 		demand:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),

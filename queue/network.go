@@ -122,7 +122,7 @@ func (e *Engine) Demand() []Demand {
 		// Wildcard topics are not asked of other groups: a bridge
 		// forwards to the destination it subscribed to, and a
 		// wildcard is no destination to send to (wildcard.go).
-		if _, _, temp := tempDest(name); reserved(name) || temp || e.wild[name].String() != "" {
+		if _, _, temp := tempDest(name); reserved(name) || temp || wildcard(name) {
 			continue
 		}
 		n := active[name]

@@ -229,7 +229,10 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	// subscription must keep them (or earlier ones are still on their way,
 	// so that order holds); otherwise non-durable subscribers get them now.
 	t := e.topics[m.Destination]
-	if m.Persistent && t != nil && (t.durables > 0 || t.inRaft > 0) {
+	if m.Persistent && t == nil && e.wildDurable(m.Destination) {
+		t = e.topic(m.Destination) // counts the publish in raft (inRaft)
+	}
+	if m.Persistent && t != nil && (t.durables > 0 || t.inRaft > 0 || e.wildDurable(m.Destination)) {
 		t.inRaft++
 		e.mu.Unlock()
 		e.propose([]fsm.Command{{Op: fsm.OpPublish, Topic: m.Destination, Msg: m, DedupeID: dedupeID(m)}},
@@ -395,7 +398,7 @@ func (s *Session) Subscribe(spec SubscribeSpec, done func(error)) error {
 	if err != nil {
 		return err
 	}
-	if wildcard(spec.Destination) && (kind != kindTopic || spec.DurableName != "") {
+	if wildcard(spec.Destination) && kind != kindTopic {
 		return ErrWildcardUnsupported
 	}
 	net, err := checkNetwork(spec)
@@ -535,6 +538,7 @@ func (e *Engine) claimed(key string) bool {
 func (e *Engine) bindDurable(sub *subscription, ds *durableSub) {
 	ds.active = sub
 	sub.durable = ds
+	sub.wild = wildcard(ds.d.Topic) // deliveries show the topic published to
 	e.attach(sub, ds.q)
 }
 
@@ -545,6 +549,7 @@ func (e *Engine) addDurable(d fsm.Durable) {
 	}
 	e.durables[key] = &durableSub{d: d, q: e.queue(key)}
 	e.topic(d.Topic).durables++
+	e.addWildDurable(d.Topic)
 	e.demandChanged()
 }
 
@@ -563,6 +568,7 @@ func (e *Engine) removeDurable(key string) {
 		t.durables--
 		e.gcTopic(t)
 	}
+	e.removeWildDurable(ds.d.Topic)
 	e.demandChanged()
 }
 

@@ -2,9 +2,9 @@ package queue
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/raftmq/raftmq/fsm"
+	"github.com/raftmq/raftmq/queue/dest"
 )
 
 // Wildcard subscriptions, ActiveMQ's syntax: a topic subscription whose
@@ -18,32 +18,23 @@ import (
 // follow, so a wildcard subscriber gets what is published in its own
 // group only.
 //
+// Durable subscriptions may name a wildcard topic too: the FSM stores a
+// publish in every durable subscription whose pattern matches its topic,
+// so a persistent publish goes through raft when any does (wildDurable).
+//
 // Not yet: wildcard subscriptions to queues (consuming from every
-// matching queue) and wildcard durable subscriptions (the FSM would have
-// to match patterns when it stores a publish). Both are refused.
+// matching queue); refused.
 
 var (
 	// ErrWildcardSend: a SEND names a wildcard destination.
 	ErrWildcardSend = errors.New("cannot send to a wildcard destination")
 	// ErrWildcardUnsupported: a wildcard subscription raftmq does not do
 	// yet.
-	ErrWildcardUnsupported = errors.New("wildcard subscriptions are supported on non-durable topic subscriptions only")
+	ErrWildcardUnsupported = errors.New("wildcard subscriptions are supported on topics only")
 )
 
-// wildcard reports whether dest (a /queue/ or /topic/ destination) has a
-// wildcard element.
-func wildcard(dest string) bool {
-	_, name, ok := SplitDestination(dest)
-	if !ok {
-		return false
-	}
-	for _, e := range strings.Split(name, ".") {
-		if e == "*" || e == ">" {
-			return true
-		}
-	}
-	return false
-}
+// wildcard reports whether dest has a wildcard element.
+func wildcard(d string) bool { return dest.HasWildcard(d) }
 
 // addWildcard records the pattern of a wildcard topic subscription's
 // topic. Called with e.mu held.
@@ -76,4 +67,60 @@ func (e *Engine) fanoutWildcard(m *fsm.Message, touched map[*destQueue]struct{})
 			e.fanoutTo(t, m, touched)
 		}
 	}
+}
+
+// wildDurable is a wildcard topic with durable subscriptions.
+type wildDurable struct {
+	pat Pattern
+	n   int // its durable subscriptions
+}
+
+// addWildDurable counts a durable subscription to topic if it is a
+// wildcard. Called with e.mu held.
+func (e *Engine) addWildDurable(topic string) {
+	if !wildcard(topic) {
+		return
+	}
+	w, ok := e.wildDurs[topic]
+	if !ok {
+		_, name, _ := SplitDestination(topic)
+		p, err := CompilePattern(name)
+		if err != nil {
+			return // the FSM refuses such a subscription
+		}
+		w.pat = p
+	}
+	w.n++
+	e.wildDurs[topic] = w
+}
+
+// removeWildDurable undoes addWildDurable.
+func (e *Engine) removeWildDurable(topic string) {
+	w, ok := e.wildDurs[topic]
+	if !ok {
+		return
+	}
+	if w.n--; w.n <= 0 {
+		delete(e.wildDurs, topic)
+		return
+	}
+	e.wildDurs[topic] = w
+}
+
+// wildDurable reports whether a durable subscription to a wildcard topic
+// takes what is published to topic. Called with e.mu held.
+func (e *Engine) wildDurable(topic string) bool {
+	if len(e.wildDurs) == 0 {
+		return false
+	}
+	_, name, ok := SplitDestination(topic)
+	if !ok {
+		return false
+	}
+	for _, w := range e.wildDurs {
+		if w.pat.Match(name) {
+			return true
+		}
+	}
+	return false
 }

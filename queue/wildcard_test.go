@@ -42,7 +42,6 @@ func TestWildcardTopicSubscription(t *testing.T) {
 	}
 	for _, spec := range []SubscribeSpec{
 		{ID: "q", Destination: "/queue/orders.>"},
-		{ID: "dw", Destination: "/topic/prices.>", DurableName: "w"},
 	} {
 		if err := d.Subscribe(spec, func(error) {}); !errors.Is(err, ErrWildcardUnsupported) {
 			t.Errorf("%+v: %v", spec, err)
@@ -59,5 +58,31 @@ func TestWildcardTopicSubscription(t *testing.T) {
 	e.mu.Unlock()
 	if n != 0 {
 		t.Errorf("%d wildcard patterns left", n)
+	}
+}
+
+// TestWildcardDurable: a durable subscription to a wildcard topic keeps
+// what is published to every matching topic while its client is away,
+// persistent publishes to topics nobody else subscribes to included.
+func TestWildcardDurable(t *testing.T) {
+	e, _ := newEngine(t, Config{})
+	p, _ := open(t, e, "")
+	d, dOut := open(t, e, "app")
+	subscribe(t, d, SubscribeSpec{ID: "d", Destination: "/topic/prices.>", Ack: AckAuto, DurableName: "all", Selector: "cur = 'EUR'"})
+	sendH(t, p, "/topic/prices.eu", "live", "cur", "EUR")
+	if got := dOut.wait(t, 0); got.Destination != "/topic/prices.eu" {
+		t.Errorf("delivery shows %q, want the topic published to", got.Destination)
+	}
+	written(dOut)
+	d.Close()
+	sendH(t, p, "/topic/prices.eu.paid", "away-eur", "cur", "EUR")
+	sendH(t, p, "/topic/prices.us", "away-usd", "cur", "USD")
+	sendH(t, p, "/topic/other", "elsewhere", "cur", "EUR")
+	back, backOut := open(t, e, "app")
+	subscribe(t, back, SubscribeSpec{ID: "d", Destination: "/topic/prices.>", Ack: AckAuto, DurableName: "all", Selector: "cur = 'EUR'"})
+	backOut.wait(t, 0)
+	settle()
+	if got := bodies(backOut); !slices.Equal(got, []string{"away-eur"}) {
+		t.Errorf("after coming back: %q", got)
 	}
 }

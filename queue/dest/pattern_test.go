@@ -1,4 +1,4 @@
-package queue
+package dest
 
 import "testing"
 
@@ -32,35 +32,35 @@ func TestPattern(t *testing.T) {
 		{"orders.eu", "orders.eu.paid", false},
 	}
 	for _, c := range cases {
-		p, err := CompilePattern(c.pattern)
+		p, err := Compile(c.pattern)
 		if err != nil {
-			t.Fatalf("CompilePattern(%q): %v", c.pattern, err)
+			t.Fatalf("Compile(%q): %v", c.pattern, err)
 		}
 		if got := p.Match(c.name); got != c.want {
 			t.Errorf("%q matches %q = %v, want %v", c.pattern, c.name, got, c.want)
 		}
 	}
 	for _, bad := range []string{"", "a..b", ">.a", "a.b*", "a>", ".a", "a."} {
-		if _, err := CompilePattern(bad); err == nil {
-			t.Errorf("CompilePattern(%q) accepted", bad)
+		if _, err := Compile(bad); err == nil {
+			t.Errorf("Compile(%q) accepted", bad)
 		}
 	}
 }
 
-func TestSplitDestination(t *testing.T) {
-	if k, n, ok := SplitDestination("/queue/a.b"); !ok || k != "queue" || n != "a.b" {
+func TestSplit(t *testing.T) {
+	if k, n, ok := Split("/queue/a.b"); !ok || k != "queue" || n != "a.b" {
 		t.Errorf("queue: %q %q %v", k, n, ok)
 	}
-	if k, n, ok := SplitDestination("/topic/x"); !ok || k != "topic" || n != "x" {
+	if k, n, ok := Split("/topic/x"); !ok || k != "topic" || n != "x" {
 		t.Errorf("topic: %q %q %v", k, n, ok)
 	}
-	if _, _, ok := SplitDestination("/temp-queue/x"); ok {
+	if _, _, ok := Split("/temp-queue/x"); ok {
 		t.Error("temp-queue accepted")
 	}
 }
 
 func BenchmarkPatternMatch(b *testing.B) {
-	p := MustCompilePattern("orders.*.paid.>")
+	p := MustCompile("orders.*.paid.>")
 	for b.Loop() {
 		if !p.Match("orders.eu.paid.card.visa") {
 			b.Fatal("no match")
@@ -84,7 +84,7 @@ func TestPatternCoversWildcardNames(t *testing.T) {
 		{"*.eu", "*.eu", true},
 		{"*.eu", ">", false},
 	} {
-		if got := MustCompilePattern(c.pattern).Match(c.name); got != c.want {
+		if got := MustCompile(c.pattern).Match(c.name); got != c.want {
 			t.Errorf("%q matches %q: %v, want %v", c.pattern, c.name, got, c.want)
 		}
 	}
