@@ -107,14 +107,20 @@ func parseDest(d string) (destKind, error) {
 	return k, nil
 }
 
-// mayUse reports whether a client may send to or subscribe to the queue
-// dest: it exists, or queues are made on first use.
-func (e *Engine) mayUse(dest string) bool {
-	if !e.cfg.ForbidAutoCreate {
-		return true
+// mayUse checks that s may send to (or, with subscribe, subscribe to)
+// dest: a temporary destination it may use (temp.go), or a queue that
+// exists or may be made on first use (Config.ForbidAutoCreate). Called
+// with e.mu held.
+func (e *Engine) mayUse(s *Session, dest string, kind destKind, temp, ownTemp, subscribe bool) error {
+	if temp {
+		return e.useTemp(s, dest, ownTemp, subscribe)
 	}
-	q := e.queues[dest]
-	return q != nil && q.stored
+	if kind == kindQueue && e.cfg.ForbidAutoCreate {
+		if q := e.queues[dest]; q == nil || !q.stored {
+			return ErrNoAutoCreate
+		}
+	}
+	return nil
 }
 
 // Send accepts a message for m.Destination. The transport fills Headers,
@@ -171,14 +177,9 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 		e.mu.Unlock()
 		return err
 	}
-	if temp {
-		if err := e.useTemp(s, m.Destination, ownTemp, false); err != nil {
-			e.mu.Unlock()
-			return err
-		}
-	} else if kind == kindQueue && !e.mayUse(m.Destination) {
+	if err := e.mayUse(s, m.Destination, kind, temp, ownTemp, false); err != nil {
 		e.mu.Unlock()
-		return ErrNoAutoCreate
+		return err
 	}
 	m.ID = e.nextMessageID()
 	m.Timestamp = e.nowMs()
@@ -411,14 +412,9 @@ func (s *Session) Subscribe(spec SubscribeSpec, done func(error)) error {
 	}
 	e := s.e
 	e.mu.Lock()
-	if temp {
-		if err := e.useTemp(s, spec.Destination, ownTemp, true); err != nil {
-			e.mu.Unlock()
-			return err
-		}
-	} else if kind == kindQueue && !e.mayUse(spec.Destination) {
+	if err := e.mayUse(s, spec.Destination, kind, temp, ownTemp, true); err != nil {
 		e.mu.Unlock()
-		return ErrNoAutoCreate
+		return err
 	}
 	ready, err := e.subscribe(s, kind, spec, net, sel, done)
 	e.mu.Unlock()

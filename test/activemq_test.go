@@ -1,10 +1,7 @@
 package test
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,19 +22,7 @@ import (
 // consumers and consumer priority.
 func TestPythonStompActiveMQ(t *testing.T) {
 	t.Parallel()
-	const python = "/usr/bin/python3"
-	if err := exec.Command(python, "-c", "import stomp").Run(); err != nil {
-		t.Fatalf("python3-stomp is not importable by %s (apt-get install python3-stomp; .ci/run does): %v", python, err)
-	}
-	srv := StartServer(t, raftmqBin, t.TempDir())
-	host, port, _ := net.SplitHostPort(srv.Stomp)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, python, "testdata/activemq.py", host, port).CombinedOutput()
-	t.Logf("python3-stomp:\n%s", out)
-	if err != nil {
-		t.Fatalf("activemq.py failed: %v\nserver log:\n%s", err, srv.Log())
-	}
+	runPythonStomp(t, "activemq.py")
 }
 
 // groupDelivery is one message of a group as a consumer got it.

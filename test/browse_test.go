@@ -1,13 +1,9 @@
 package test
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"os/exec"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/raftmq/raftmq/transport/stomp"
 )
@@ -23,19 +19,7 @@ import (
 // refused.
 func TestBrowsePythonStomp(t *testing.T) {
 	t.Parallel()
-	const python = "/usr/bin/python3"
-	if err := exec.Command(python, "-c", "import stomp").Run(); err != nil {
-		t.Fatalf("python3-stomp is not importable by %s (apt-get install python3-stomp; .ci/run does): %v", python, err)
-	}
-	srv := StartServer(t, raftmqBin, t.TempDir())
-	host, port, _ := net.SplitHostPort(srv.Stomp)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, python, "testdata/browse.py", host, port).CombinedOutput()
-	t.Logf("python3-stomp:\n%s", out)
-	if err != nil {
-		t.Fatalf("browse.py failed: %v\nserver log:\n%s", err, srv.Log())
-	}
+	runPythonStomp(t, "browse.py")
 }
 
 // TestBrowseFrames checks the frames exactly, with the built binary: the

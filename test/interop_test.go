@@ -11,10 +11,15 @@ import (
 	"time"
 )
 
-// TestPythonStompInterop drives the broker with a real third-party client:
-// Debian's python3-stomp (installed by .ci/run).
-func TestPythonStompInterop(t *testing.T) {
-	const python = "/usr/bin/python3"
+// python is Debian's interpreter, whose modules include python3-stomp
+// (the pyenv python3 first on PATH does not have them).
+const python = "/usr/bin/python3"
+
+// runPythonStomp runs testdata/SCRIPT with python3-stomp against a fresh
+// single-node broker of the built binary, and fails the test with the
+// script's output and the server's log if the script fails.
+func runPythonStomp(t *testing.T, script string) {
+	t.Helper()
 	if err := exec.Command(python, "-c", "import stomp").Run(); err != nil {
 		t.Fatalf("python3-stomp is not importable by %s (apt-get install python3-stomp; .ci/run does): %v", python, err)
 	}
@@ -22,19 +27,22 @@ func TestPythonStompInterop(t *testing.T) {
 	host, port, _ := net.SplitHostPort(srv.Stomp)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, python, "testdata/interop.py", host, port).CombinedOutput()
+	out, err := exec.CommandContext(ctx, python, "testdata/"+script, host, port).CombinedOutput()
 	t.Logf("python3-stomp:\n%s", out)
 	if err != nil {
-		t.Fatalf("interop script failed: %v\nserver log:\n%s", err, srv.Log())
+		t.Fatalf("%s failed: %v\nserver log:\n%s", script, err, srv.Log())
 	}
 }
+
+// TestPythonStompInterop drives the broker with a real third-party client:
+// Debian's python3-stomp (installed by .ci/run).
+func TestPythonStompInterop(t *testing.T) { runPythonStomp(t, "interop.py") }
 
 // TestPythonStompFailoverList gives python3-stomp every member's address
 // with the leader last: it reaches the leader because followers refuse
 // connections, and reaches the new leader the same way after the old one
 // is killed.
 func TestPythonStompFailoverList(t *testing.T) {
-	const python = "/usr/bin/python3"
 	if err := exec.Command(python, "-c", "import stomp").Run(); err != nil {
 		t.Fatalf("python3-stomp is not importable by %s (apt-get install python3-stomp; .ci/run does): %v", python, err)
 	}

@@ -11,32 +11,9 @@ import time
 import uuid
 
 import stomp
+from stomptest import TIMEOUT, Listener, check
 
 HOST, PORT = sys.argv[1], int(sys.argv[2])
-TIMEOUT = 10
-
-
-class Listener(stomp.ConnectionListener):
-    def __init__(self):
-        self.messages = queue.Queue()
-        self.receipts = queue.Queue()
-        self.errors = queue.Queue()
-
-    def on_message(self, frame):
-        self.messages.put(frame)
-
-    def on_receipt(self, frame):
-        self.receipts.put(frame.headers["receipt-id"])
-
-    def on_error(self, frame):
-        self.errors.put(frame)
-
-
-def check(cond, what):
-    if not cond:
-        print("FAIL:", what)
-        sys.exit(1)
-    print("ok:", what)
 
 
 def connect(version="1.2"):
