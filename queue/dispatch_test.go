@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/raftmq/raftmq/fsm"
@@ -178,5 +179,33 @@ func benchDrain(b *testing.B, network bool) {
 		}
 		out.ds = out.ds[:0]
 		b.StartTimer()
+	}
+}
+
+// BenchmarkRefMemory measures what the leader keeps in memory for each
+// stored message whose body is not cached: its ref, its entry in the
+// queue's index and its place in the pending list (MessageOverhead is
+// meant to cover it). It reports heap bytes per message.
+func BenchmarkRefMemory(b *testing.B) {
+	const n = 200_000
+	for range b.N {
+		e, err := NewEngine(Config{}, nopLog{}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		e.mu.Lock()
+		q := e.queue("/queue/mem")
+		for i := range n {
+			e.insert(q, &ref{seq: uint64(i + 1), meta: fsm.Meta{Priority: 4, Size: 1024}, persistent: true, redelivered: true})
+		}
+		e.mu.Unlock()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/msg")
+		runtime.KeepAlive(q)
+		e.Close()
 	}
 }

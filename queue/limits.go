@@ -202,9 +202,9 @@ func (q *destQueue) queueFull(n, size int64) *FullError {
 // MessageOverhead is what each stored message costs against StoreLimit
 // beyond its own bytes: the leader keeps every stored message's
 // bookkeeping in memory (its ref, its entries in the queue's index and
-// pending list: about 200 bytes by the structures' sizes, not measured),
-// so that StoreLimit bounds that memory too, however small the messages
-// are, and the store's own per-message keys.
+// pending list: 129 bytes measured by BenchmarkRefMemory), so that
+// StoreLimit bounds that memory too, however small the messages are, and
+// the store's own per-message keys.
 const MessageOverhead = 256
 
 // storeCost is what a persistent message of size bytes counts against
