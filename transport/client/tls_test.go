@@ -1,57 +1,44 @@
 package client
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftmq/raftmq/transport/tlsconf"
 )
 
-// selfSigned returns a server configuration presenting a self-signed ECDSA
-// P-256 certificate for names (IP addresses or DNS names), and a pool
-// that trusts it.
+// selfSigned returns a server configuration presenting a certificate for
+// names (IP addresses or DNS names) from a CA of its own, made with the
+// project's development PKI (tlsconf), and a pool that trusts that CA.
 func selfSigned(t *testing.T, names ...string) (*tls.Config, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	dir := t.TempDir()
+	if err := tlsconf.NewCA(dir, "client test CA", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := tlsconf.IssueCert(tlsconf.CertRequest{CADir: dir, OutDir: dir, Name: "broker",
+		Hosts: names, Validity: time.Hour, Server: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "client test broker"},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	pair, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(der)
+	ca, err := os.ReadFile(filepath.Join(dir, tlsconf.CACertFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
+	pool.AppendCertsFromPEM(ca)
+	return &tls.Config{Certificates: []tls.Certificate{pair}}, pool
 }
 
 // newTLSBroker is the fake broker behind a TLS listener.

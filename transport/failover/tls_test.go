@@ -2,70 +2,55 @@ package failover
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/raftmq/raftmq/transport/stomp"
+	"github.com/raftmq/raftmq/transport/tlsconf"
 )
 
-// testCert is a self-signed ECDSA P-256 certificate made for one test.
+// testCert is a certificate and the CA that signed it, made for one test.
 type testCert struct {
 	server *tls.Config    // a server presenting it
 	pool   *x509.CertPool // trusts it
 }
 
 // newTestCert makes a certificate for names (IP addresses or DNS names),
-// valid from notBefore to notAfter (a zero notAfter: for the next hour).
+// valid from notBefore to notAfter (a zero notAfter: for the next hour),
+// signed by a CA of its own made with the project's development PKI
+// (tlsconf).
 func newTestCert(t testing.TB, notBefore, notAfter time.Time, names ...string) testCert {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	dir := t.TempDir()
+	if err := tlsconf.NewCA(dir, "failover test CA", 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	req := tlsconf.CertRequest{CADir: dir, OutDir: dir, Name: "broker", Hosts: names, Validity: time.Hour, Server: true}
+	if !notAfter.IsZero() {
+		req.NotBefore, req.Validity = notBefore, notAfter.Sub(notBefore)
+	}
+	cert, key, err := tlsconf.IssueCert(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if notAfter.IsZero() {
-		notBefore, notAfter = time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "raftmq test broker"},
-		NotBefore:             notBefore,
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	pair, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(der)
+	ca, err := os.ReadFile(filepath.Join(dir, tlsconf.CACertFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return testCert{
-		server: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}},
-		pool:   pool,
-	}
+	pool.AppendCertsFromPEM(ca)
+	return testCert{server: &tls.Config{Certificates: []tls.Certificate{pair}}, pool: pool}
 }
 
 // loopbackCert is a certificate for 127.0.0.1, where the fakes listen.
