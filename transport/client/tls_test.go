@@ -14,10 +14,10 @@ import (
 	"github.com/raftmq/raftmq/transport/tlsconf"
 )
 
-// selfSigned returns a server configuration presenting a certificate for
+// testServerTLS returns a server configuration presenting a certificate for
 // names (IP addresses or DNS names) from a CA of its own, made with the
 // project's development PKI (tlsconf), and a pool that trusts that CA.
-func selfSigned(t *testing.T, names ...string) (*tls.Config, *x509.CertPool) {
+func testServerTLS(t *testing.T, names ...string) (*tls.Config, *x509.CertPool) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := tlsconf.NewCA(dir, "client test CA", time.Hour); err != nil {
@@ -49,7 +49,7 @@ func newTLSBroker(t *testing.T, cfg *tls.Config) *fakeBroker {
 }
 
 func TestDialTLS(t *testing.T) {
-	srv, pool := selfSigned(t, "127.0.0.1")
+	srv, pool := testServerTLS(t, "127.0.0.1")
 	b := newTLSBroker(t, srv)
 	cfg := &tls.Config{RootCAs: pool}
 	c, err := Dial(testCtx(t), b.addr(), Options{TLS: cfg})
@@ -72,7 +72,7 @@ func TestDialTLS(t *testing.T) {
 func TestDialTLSServerName(t *testing.T) {
 	// A certificate for a name, dialled by IP: the config's ServerName is
 	// the name verified.
-	srv, pool := selfSigned(t, "broker.example")
+	srv, pool := testServerTLS(t, "broker.example")
 	b := newTLSBroker(t, srv)
 	c, err := Dial(testCtx(t), b.addr(), Options{TLS: &tls.Config{RootCAs: pool, ServerName: "broker.example"}})
 	if err != nil {
@@ -87,8 +87,8 @@ func TestDialTLSServerName(t *testing.T) {
 }
 
 func TestDialTLSHandshakeErrors(t *testing.T) {
-	srv, _ := selfSigned(t, "127.0.0.1")
-	_, otherPool := selfSigned(t, "127.0.0.1")
+	srv, _ := testServerTLS(t, "127.0.0.1")
+	_, otherPool := testServerTLS(t, "127.0.0.1")
 	b := newTLSBroker(t, srv)
 	_, err := Dial(testCtx(t), b.addr(), Options{TLS: &tls.Config{RootCAs: otherPool}})
 	var cve *tls.CertificateVerificationError
