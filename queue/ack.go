@@ -81,7 +81,7 @@ func (s *Session) Ack(r AckRef, txID string, done func(error)) error {
 	}
 	ds := []*Delivery{d}
 	if d.sub.ack == AckClient {
-		ds = d.sub.upTo(d)
+		ds = d.sub.acct().upTo(d)
 	}
 	for _, d := range ds {
 		e.reached(d) // frames are written in order: all of them arrived
@@ -103,7 +103,7 @@ func (s *Session) Ack(r AckRef, txID string, done func(error)) error {
 	touched := make(map[*destQueue]struct{})
 	cmds := e.ackDeliveries(ds, touched)
 	for q := range touched {
-		e.dispatch(q)
+		e.dispatchFreed(q)
 	}
 	e.mu.Unlock()
 	e.proposeThen(cmds, done)
@@ -128,8 +128,8 @@ func (s *subscription) upTo(d *Delivery) []*Delivery {
 // prefetch, and COMMIT or ABORT decides its fate.
 func (e *Engine) holdInTx(d *Delivery) {
 	d.state = dInTx
-	d.sub.unacked--
-	e.dispatch(d.q)
+	d.sub.acct().unacked--
+	e.dispatchFreed(d.q)
 }
 
 // Nack rejects a delivery: it is redelivered, or dead-lettered once it was
@@ -164,7 +164,7 @@ func (s *Session) Nack(r AckRef, txID string, done func(error)) error {
 		return err
 	}
 	cmds := e.release(d, "NACKed")
-	e.dispatch(d.q)
+	e.dispatchFreed(d.q)
 	e.mu.Unlock()
 	e.proposeThen(cmds, done)
 	return nil
@@ -410,12 +410,12 @@ func (e *Engine) commitTx(t *tx, done func(error)) ([]fsm.Command, func(error)) 
 	cmds = append(cmds, e.ackDeliveries(t.acks, touched)...)
 	for _, d := range t.nacks {
 		d.state = dInflight // release expects an unfinished delivery
-		d.sub.unacked++
+		d.sub.acct().unacked++
 		cmds = append(cmds, e.release(d, "NACKed")...)
 		touched[d.q] = struct{}{}
 	}
 	for q := range touched {
-		e.dispatch(q)
+		e.dispatchFreed(q)
 	}
 
 	finish := func(err error) {
@@ -488,7 +488,7 @@ func (e *Engine) abort(t *tx) []fsm.Command {
 				continue
 			}
 			d.state = dInflight
-			d.sub.unacked++
+			d.sub.acct().unacked++
 			cmds = append(cmds, e.release(d, "transaction aborted")...)
 			touched[d.q] = struct{}{}
 		}

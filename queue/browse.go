@@ -143,8 +143,9 @@ func (q *destQueue) snapshot() []*ref {
 	// no consumer's list; the queue's count says when one is missing.
 	inflight := 0
 	for _, s := range q.consumers {
-		for _, d := range s.inflight[s.head:] {
-			if d.state != dDone && d.ref.state == refInflight {
+		a := s.acct() // a wildcard parent's list holds other queues' too
+		for _, d := range a.inflight[a.head:] {
+			if d.sub == s && d.state != dDone && d.ref.state == refInflight {
 				refs = append(refs, d.ref)
 				inflight++
 			}

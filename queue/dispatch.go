@@ -18,6 +18,9 @@ func (e *Engine) dispatch(q *destQueue) {
 	if e.closed || len(q.consumers) == 0 {
 		return
 	}
+	if q.wildMembers > 0 {
+		defer e.markWaiting(q) // wildqueue.go
+	}
 	if q.network > 0 {
 		e.dispatchNetwork(q)
 		return
@@ -267,9 +270,11 @@ func (e *Engine) readAhead(q *destQueue, r *ref) {
 }
 
 // ready reports whether the subscription can take a message now: it has
-// prefetch credit and its connection has room.
+// prefetch credit (its wildcard parent's, for a member) and its
+// connection has room.
 func (s *subscription) ready() bool {
-	return s.unacked < s.prefetch && !s.sess.closed && s.sess.out.Writable()
+	a := s.acct()
+	return a.unacked < a.prefetch && !s.sess.closed && s.sess.out.Writable()
 }
 
 // anyReady reports whether some consumer of q can take a message now.
@@ -338,8 +343,11 @@ func (e *Engine) deliver(s *subscription, q *destQueue, r *ref, msg *fsm.Message
 	sess := s.sess
 	sess.ackSeq++
 	dest := s.dest
-	if s.wild {
+	switch {
+	case s.wild:
 		dest = msg.Destination // the topic it was published to, as ActiveMQ shows it
+	case s.parent != nil:
+		dest = q.name // the queue it came from (wildqueue.go)
 	}
 	d := &Delivery{
 		Msg:           msg,
@@ -356,9 +364,10 @@ func (e *Engine) deliver(s *subscription, q *destQueue, r *ref, msg *fsm.Message
 	q.delivered(s, r)
 	sess.deliveries[d.AckID] = d
 	sess.byMsgID[msg.ID] = d
-	s.inflight = append(s.inflight, d)
-	s.unacked++
-	s.delivered++
+	a := s.acct()
+	a.inflight = append(a.inflight, d)
+	a.unacked++
+	a.delivered++
 	sess.out.Deliver(d)
 }
 
@@ -375,7 +384,7 @@ func (d *Delivery) Written() {
 	var cmds []fsm.Command
 	if d.sub.ack == AckAuto {
 		cmds = e.ackDeliveries([]*Delivery{d}, nil)
-		e.dispatch(d.q)
+		e.dispatchFreed(d.q)
 	}
 	e.mu.Unlock()
 	if len(cmds) > 0 {
@@ -410,12 +419,12 @@ func (e *Engine) finish(d *Delivery) {
 	if d.state == dDone {
 		return
 	}
-	s := d.sub
+	a := d.sub.acct()
 	if d.state == dInflight {
-		s.unacked--
+		a.unacked--
 	}
 	if d.q != nil {
-		d.q.settled(s, d.Msg)
+		d.q.settled(d.sub, d.Msg)
 	}
 	d.state = dDone
 	sess := d.sess
@@ -423,8 +432,8 @@ func (e *Engine) finish(d *Delivery) {
 	if sess.byMsgID[d.Msg.ID] == d {
 		delete(sess.byMsgID, d.Msg.ID)
 	}
-	s.finished++
-	s.compact()
+	a.finished++
+	a.compact()
 }
 
 // ackDeliveries finishes ds and drops their messages, returning the

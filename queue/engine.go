@@ -31,11 +31,13 @@ type Engine struct {
 	temps    map[string]*Session    // temporary destinations by name, and their owners (temp.go)
 	wild     map[string]Pattern     // wildcard topics with subscribers, by name (wildcard.go)
 	wildDurs map[string]wildDurable // wildcard topics with durable subscriptions (wildcard.go)
-	idPrefix string                 // message-id prefix, unique to this engine's lifetime
-	idSeq    uint64
-	ordSeq   uint64
-	npBytes  int64 // memory held by non-persistent pending messages
-	cacheMem int64 // persistent bodies cached in refs
+	// wildQueues: the wildcard queue subscriptions (wildqueue.go).
+	wildQueues map[*subscription]struct{}
+	idPrefix   string // message-id prefix, unique to this engine's lifetime
+	idSeq      uint64
+	ordSeq     uint64
+	npBytes    int64 // memory held by non-persistent pending messages
+	cacheMem   int64 // persistent bodies cached in refs
 
 	lastDedupeExpiry time.Time // when expireDedupe last proposed, or the engine started
 
@@ -72,15 +74,18 @@ type destQueue struct {
 	parked    pendingList
 	refs      map[uint64]*ref // stored refs by seq, pending or in flight
 	consumers []*subscription
-	local     int    // consumers that are local subscriptions
-	network   int    // consumers that are network subscriptions (network.go)
-	rr        int    // round-robin cursor into consumers
-	expiring  int    // pending refs with an expiry, to skip sweeping the rest
-	backlog   int    // >0: drop the oldest beyond this many pending (topic subscribers)
-	dropped   uint64 // messages a slow topic subscriber lost
-	inflight  int    // refs taken for delivery and not yet acked, returned or dropped (stats.go)
-	ageFrom   uint64 // no stored entry below this seq is left (stats.go)
-	stats     counters
+	local     int // consumers that are local subscriptions
+	network   int // consumers that are network subscriptions (network.go)
+	// wildMembers: consumers that are members of wildcard queue
+	// subscriptions (wildqueue.go), sharing credit with other queues.
+	wildMembers int
+	rr          int    // round-robin cursor into consumers
+	expiring    int    // pending refs with an expiry, to skip sweeping the rest
+	backlog     int    // >0: drop the oldest beyond this many pending (topic subscribers)
+	dropped     uint64 // messages a slow topic subscriber lost
+	inflight    int    // refs taken for delivery and not yet acked, returned or dropped (stats.go)
+	ageFrom     uint64 // no stored entry below this seq is left (stats.go)
+	stats       counters
 
 	// What the queue holds, for its limit (limits.go): messages pending,
 	// parked or in flight, their bytes, and the sends in raft.
@@ -140,20 +145,21 @@ func newEngineWithClock(cfg Config, log Log, store Store, now func() time.Time) 
 		prefix = "raftmq"
 	}
 	e := &Engine{
-		cfg:      cfg,
-		log:      log,
-		store:    store,
-		now:      now,
-		queues:   make(map[string]*destQueue),
-		topics:   make(map[string]*topic),
-		durables: make(map[string]*durableSub),
-		sessions: make(map[*Session]struct{}),
-		temps:    make(map[string]*Session),
-		wild:     make(map[string]Pattern),
-		wildDurs: make(map[string]wildDurable),
-		idPrefix: "ID:" + prefix + "-" + hex.EncodeToString(nonce[:]) + "-",
-		demand:   make(chan struct{}, 1),
-		stop:     make(chan struct{}),
+		cfg:        cfg,
+		log:        log,
+		store:      store,
+		now:        now,
+		queues:     make(map[string]*destQueue),
+		topics:     make(map[string]*topic),
+		durables:   make(map[string]*durableSub),
+		sessions:   make(map[*Session]struct{}),
+		temps:      make(map[string]*Session),
+		wild:       make(map[string]Pattern),
+		wildDurs:   make(map[string]wildDurable),
+		wildQueues: make(map[*subscription]struct{}),
+		idPrefix:   "ID:" + prefix + "-" + hex.EncodeToString(nonce[:]) + "-",
+		demand:     make(chan struct{}, 1),
+		stop:       make(chan struct{}),
 
 		lastDedupeExpiry: now(),
 		since:            now(),
@@ -303,6 +309,7 @@ func (e *Engine) queue(name string) *destQueue {
 			q.gated = q.limit.limited() || e.cfg.StoreLimit > 0
 		}
 		e.queues[name] = q
+		e.newQueueForWild(q)
 	}
 	return q
 }

@@ -41,7 +41,14 @@ type subscription struct {
 	exclusive bool
 	priority  int
 	wild      bool // a wildcard topic subscription (wildcard.go)
+	// A wildcard queue subscription (wildqueue.go) has wq and no q; each
+	// of its members has q and parent.
+	wq      *wildQueue
+	parent  *subscription
+	waiting bool // a member in its parent's line (wildqueue.go)
 
+	// Deliveries, kept by acct(): a wildcard queue subscription's
+	// members use their parent's.
 	inflight []*Delivery // in delivery order, for cumulative acks
 	head     int
 	finished int // dDone entries in inflight[head:]
@@ -399,8 +406,14 @@ func (s *Session) Subscribe(spec SubscribeSpec, done func(error)) error {
 	if err != nil {
 		return err
 	}
-	if wildcard(spec.Destination) && kind != kindTopic {
-		return ErrWildcardUnsupported
+	wildQueue := kind == kindQueue && wildcard(spec.Destination)
+	if wildQueue {
+		switch { // (temporary destinations have no wildcards)
+		case spec.Browser:
+			return ErrWildcardBrowse
+		case spec.Network != nil:
+			return ErrWildcardNetwork
+		}
 	}
 	net, err := checkNetwork(spec)
 	if err != nil {
@@ -412,7 +425,8 @@ func (s *Session) Subscribe(spec SubscribeSpec, done func(error)) error {
 	}
 	e := s.e
 	e.mu.Lock()
-	if err := e.mayUse(s, spec.Destination, kind, temp, ownTemp, true); err != nil {
+	// A wildcard makes no queue: nothing to check for auto-creation.
+	if err := e.mayUse(s, spec.Destination, kind, temp, ownTemp, true); err != nil && !wildQueue {
 		e.mu.Unlock()
 		return err
 	}
@@ -444,6 +458,8 @@ func (e *Engine) subscribe(s *Session, kind destKind, spec SubscribeSpec, net *N
 	switch {
 	case spec.Browser: // a queue browser, not a consumer (browse.go)
 		return e.subscribeBrowser(sub, kind)
+	case kind == kindQueue && wildcard(spec.Destination): // wildqueue.go
+		return e.subscribeWildQueue(sub)
 	case kind == kindQueue:
 		s.subs[sub.id] = sub
 		e.attach(sub, e.queue(spec.Destination))
@@ -473,6 +489,9 @@ func (e *Engine) attach(sub *subscription, q *destQueue) {
 		q.network++
 	} else {
 		q.local++
+	}
+	if sub.parent != nil {
+		q.wildMembers++
 	}
 	q.consumersChanged(nil) // it may have what was parked
 	if demandOf(sub) {
@@ -635,27 +654,15 @@ func (e *Engine) removeSub(sub *subscription) []fsm.Command {
 			cmds = append(cmds, e.release(d, "consumer closed")...)
 		}
 	}
+	if sub.wq != nil { // wildqueue.go
+		e.removeWild(sub)
+		return cmds
+	}
 	q := sub.q
 	if q == nil {
 		return cmds
 	}
-	for i, c := range q.consumers {
-		if c == sub {
-			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
-			break
-		}
-	}
-	if sub.net != nil {
-		q.network--
-	} else {
-		q.local--
-	}
-	// Another exclusive owner, groups to pin again, and parked messages
-	// that replay or another consumer may now take.
-	q.consumersChanged(sub)
-	if demandOf(sub) {
-		e.demandChanged()
-	}
+	e.detach(sub)
 	switch {
 	case sub.t != nil:
 		delete(sub.t.subs, sub)
@@ -667,6 +674,31 @@ func (e *Engine) removeSub(sub *subscription) []fsm.Command {
 		e.dispatch(q)
 	}
 	return cmds
+}
+
+// detach takes sub off its queue's consumers.
+func (e *Engine) detach(sub *subscription) {
+	q := sub.q
+	for i, c := range q.consumers {
+		if c == sub {
+			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
+			break
+		}
+	}
+	if sub.net != nil {
+		q.network--
+	} else {
+		q.local--
+	}
+	if sub.parent != nil {
+		q.wildMembers--
+	}
+	// Another exclusive owner, groups to pin again, and parked messages
+	// that replay or another consumer may now take.
+	q.consumersChanged(sub)
+	if demandOf(sub) {
+		e.demandChanged()
+	}
 }
 
 // Resume tells the engine the connection drained its outbound buffer.
@@ -683,6 +715,9 @@ func (s *Session) Resume() {
 		}
 		if sub.browse != nil { // a queue browser (browse.go)
 			e.continueBrowse(sub)
+		}
+		if sub.wq != nil { // wildqueue.go
+			e.dispatchWild(sub)
 		}
 	}
 }

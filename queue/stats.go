@@ -248,6 +248,7 @@ func (e *Engine) Subscriptions() []SubscriptionInfo {
 				info.Pending = sub.q.pendingCount()
 			case sub.browse != nil: // a queue browser (browse.go)
 				info.Browser = true
+			case sub.wq != nil: // a wildcard queue subscription (wildqueue.go)
 			case sub.q == nil: // a durable subscription being created
 				info.Type = "durable"
 			}

@@ -22,15 +22,15 @@ import (
 // publish in every durable subscription whose pattern matches its topic,
 // so a persistent publish goes through raft when any does (wildDurable).
 //
-// Not yet: wildcard subscriptions to queues (consuming from every
-// matching queue); refused.
+// Wildcard subscriptions to queues are in wildqueue.go.
 
 var (
 	// ErrWildcardSend: a SEND names a wildcard destination.
 	ErrWildcardSend = errors.New("cannot send to a wildcard destination")
-	// ErrWildcardUnsupported: a wildcard subscription raftmq does not do
-	// yet.
-	ErrWildcardUnsupported = errors.New("wildcard subscriptions are supported on topics only")
+	// ErrWildcardBrowse: browser:true on a wildcard queue.
+	ErrWildcardBrowse = errors.New("cannot browse a wildcard destination: browse one queue at a time")
+	// ErrWildcardNetwork: a network subscription to a wildcard queue.
+	ErrWildcardNetwork = errors.New("network subscriptions name one queue, not a wildcard")
 )
 
 // wildcard reports whether dest has a wildcard element.

@@ -2,7 +2,7 @@
 python3-stomp: selectors on queues and topics, a selector that does not
 parse, message groups, exclusive consumers, consumer priority,
 request/reply through a temporary queue, composite destinations and
-wildcard topic subscriptions.
+wildcard subscriptions to topics and to queues.
 
 Usage: /usr/bin/python3 activemq.py HOST PORT
 Exits 0 when every check held; prints what failed otherwise.
@@ -232,6 +232,38 @@ for name in (".eu", ".eu.paid", ""):
 wait_receipts(pl, 3)
 check(drain(wl) == ["w.eu", "w.eu.paid"], "wildcard subscription got the matching topics")
 
-for c in (prod, eu, us, rest, live, c2, e2, lo, hi, cc, wc):
+# Wildcard queue subscriptions: one subscription consumes from every
+# matching queue, those made after it too, with one cumulative ACK.
+qroot = "/queue/py-wq-" + run
+sent(prod, qroot + ".a", "a1")
+sent(prod, qroot + ".a", "a2")
+sent(prod, qroot, "root")  # '>' needs one element more: not matched
+wait_receipts(pl, 3)
+wq, wql = connect()
+subscribed(wq, wql, qroot + ".>", "wq", ack="client")
+sent(prod, qroot + ".b.c", "bc1")  # a queue made after the SUBSCRIBE
+wait_receipts(pl, 1)
+frames = []
+while True:
+    try:
+        frames.append(wql.messages.get(timeout=1))
+    except queue.Empty:
+        break
+got = [(f.headers["destination"], f.body) for f in frames]
+check(sorted(got) == [(qroot + ".a", "a1"), (qroot + ".a", "a2"), (qroot + ".b.c", "bc1")]
+      and [b for _, b in got if b.startswith("a")] == ["a1", "a2"]
+      and all(f.headers["subscription"] == "wq" for f in frames),
+      "wildcard queue subscription got each matching queue's messages, in order: %s" % got)
+if frames:
+    rid = str(uuid.uuid4())
+    wq.ack(frames[-1].headers["ack"], receipt=rid)  # cumulative: all three
+    check(wql.receipts.get(timeout=TIMEOUT) == rid, "cumulative ACK across queues receipted")
+wq.disconnect()
+after, afl = connect()
+subscribed(after, afl, qroot + ".>", "after")
+subscribed(after, afl, qroot, "root")
+check(drain(afl) == ["root"], "the cumulative ACK took every queue's message; the unmatched one waited")
+
+for c in (prod, eu, us, rest, live, c2, e2, lo, hi, cc, wc, after):
     c.disconnect()
 print("all checks passed")

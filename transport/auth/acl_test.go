@@ -145,6 +145,14 @@ func TestAllowed(t *testing.T) {
 		{"app", "/topic/prices.eur", Write, false},
 		{"anonymous", "/topic/prices.eur", Read, false}, // * is logged-in users only
 		{"user-anonym", "/topic/prices.eur", Read, true},
+		// A wildcard subscription needs the right on every queue it may
+		// consume from: the entry must cover the pattern.
+		{"app", "/queue/orders.>", Read, true},
+		{"app", "/queue/orders.*", Read, true},
+		{"app", "/queue/>", Read, false},
+		{"auditor", "/queue/orders.*", Read, false},
+		{"nobody", "/topic/prices.*", Read, true},
+		{"nobody", "/topic/prices.>", Read, false},
 		// Kinds do not mix: prices.* is a topic entry.
 		{"feed", "/queue/prices.eur", Write, false},
 		// anonymous is a group for connections without a login.
