@@ -38,6 +38,15 @@ type Outbound interface {
 	Writable() bool
 }
 
+// Closer is implemented by an Outbound that can end its connection with
+// an ERROR frame. The engine ends a session this way when it cannot keep
+// a subscription's promise any more: a wildcard queue subscription that a
+// new queue would take past Config.MaxSubscriptions (wildqueue.go). It is
+// called with the engine's lock held and must not block.
+type Closer interface {
+	CloseWithError(reason string)
+}
+
 // AckMode is a subscription's acknowledgement mode.
 type AckMode uint8
 

@@ -180,30 +180,40 @@ func (q *destQueue) forgetIdleGroup() bool {
 	return false
 }
 
-// consumersChanged is called when a consumer joined q (left nil) or left
-// it: the exclusive owner is chosen again, a leaving consumer's groups are
-// unpinned, and parked messages get another look when the change may let
-// a consumer take them: a consumer came, the owner changed, a group lost
-// its pin, or the queue lost its last local or network consumer (replay
-// and plain dispatch, see network.go). A consumer that merely left makes
-// no parked message takeable otherwise.
+// consumerJoined is called when s joined q's consumers (appended): it
+// may be the new exclusive owner, and it may take what was parked. It
+// costs nothing per consumer already there: a queue that every wildcard
+// subscription joins when it is made (wildqueue.go) would otherwise cost
+// the square of their number.
+func (q *destQueue) consumerJoined(s *subscription) {
+	// As consumersChanged chooses: the highest priority, then the first.
+	if s.exclusive && (q.owner == nil || s.priority > q.owner.priority) {
+		q.owner = s
+	}
+	q.unpark()
+}
+
+// consumersChanged is called when a consumer left q: the exclusive owner
+// is chosen again, its groups are unpinned, and parked messages get
+// another look when the change may let a consumer take them: the owner
+// changed, a group lost its pin, or the queue lost its last local or
+// network consumer (replay and plain dispatch, see network.go). A
+// consumer that merely left makes no parked message takeable otherwise.
 func (q *destQueue) consumersChanged(left *subscription) {
-	recheck := left == nil || q.network == 0 || q.local == 0
-	if left != nil {
-		for g, pin := range q.groups {
-			if pin.sub == left {
-				delete(q.groups, g)
-				recheck = true
+	recheck := q.network == 0 || q.local == 0
+	for g, pin := range q.groups {
+		if pin.sub == left {
+			delete(q.groups, g)
+			recheck = true
+		}
+	}
+	if left == q.owner && left != nil { // else the owner is still the best
+		var owner *subscription
+		for _, s := range q.consumers {
+			if s.exclusive && (owner == nil || s.priority > owner.priority) {
+				owner = s
 			}
 		}
-	}
-	var owner *subscription
-	for _, s := range q.consumers {
-		if s.exclusive && (owner == nil || s.priority > owner.priority) {
-			owner = s
-		}
-	}
-	if owner != q.owner {
 		q.owner, recheck = owner, true
 	}
 	if recheck {

@@ -60,6 +60,13 @@ type recorder struct {
 	mu       sync.Mutex
 	ds       []*Delivery
 	writable bool
+	closed   string // the reason CloseWithError was given
+}
+
+func (r *recorder) CloseWithError(reason string) {
+	r.mu.Lock()
+	r.closed = reason
+	r.mu.Unlock()
 }
 
 func (r *recorder) Deliver(d *Delivery) {

@@ -20,6 +20,7 @@ type Session struct {
 	byMsgID    map[string]*Delivery // in flight, by message-id (STOMP 1.0/1.1 acks)
 	txs        map[string]*tx
 	held       map[*waiter]struct{} // sends and commits held for room (flow.go)
+	members    int                  // of its wildcard queue subscriptions (wildqueue.go)
 	temps      []string             // the temporary destinations it created (temp.go)
 	ackSeq     uint64
 }
@@ -447,7 +448,7 @@ func (e *Engine) subscribe(s *Session, kind destKind, spec SubscribeSpec, net *N
 	if _, dup := s.subs[spec.ID]; dup {
 		return false, ErrDuplicateSub
 	}
-	if len(s.subs) >= e.cfg.MaxSubscriptions {
+	if s.consumers() >= e.cfg.MaxSubscriptions {
 		return false, ErrTooManySubs
 	}
 	sub := &subscription{id: spec.ID, sess: s, dest: spec.Destination, ack: spec.Ack, prefetch: spec.Prefetch, net: net,
@@ -493,7 +494,7 @@ func (e *Engine) attach(sub *subscription, q *destQueue) {
 	if sub.parent != nil {
 		q.wildMembers++
 	}
-	q.consumersChanged(nil) // it may have what was parked
+	q.consumerJoined(sub)
 	if demandOf(sub) {
 		e.demandChanged()
 	}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -24,6 +25,14 @@ import (
 //
 // A member counts as a local consumer of its queue, in the demand other
 // groups' bridges follow too: the group has a consumer of that queue.
+//
+// Members are consumers of the connection: each counts against
+// Config.MaxSubscriptions, as the subscriptions do. A SUBSCRIBE that
+// matches more queues than the connection has room for is refused; a
+// queue made later that would take it past the limit ends the connection
+// with an ERROR (Closer) rather than leave that queue silently
+// unconsumed: its client learns why, and on subscribing again is refused
+// with the same reason.
 // Queues that exist only in other groups are not matched. Temporary
 // queues, durable subscriptions' store queues and the scheduler's queue
 // are never members' queues.
@@ -39,6 +48,9 @@ type wildQueue struct {
 	// it allocates nothing in steady use.
 	waiting []*subscription
 	head    int
+	// outgrown: a queue was made that would take the connection past
+	// its limit, and the connection is being closed (outgrown).
+	outgrown bool
 }
 
 // push adds m at the back of the line.
@@ -75,6 +87,10 @@ func (s *subscription) acct() *subscription {
 // wildcard subscription's member queue: a /queue/ destination.
 func wildQueueName(name string) bool { return strings.HasPrefix(name, "/queue/") }
 
+// consumers is what counts against Config.MaxSubscriptions: the
+// session's subscriptions and the members of its wildcard ones.
+func (s *Session) consumers() int { return len(s.subs) + s.members }
+
 // subscribeWildQueue adds a wildcard queue subscription, with a member on
 // each matching queue the engine knows. Called with e.mu held.
 func (e *Engine) subscribeWildQueue(sub *subscription) (ready bool, err error) {
@@ -83,29 +99,33 @@ func (e *Engine) subscribeWildQueue(sub *subscription) (ready bool, err error) {
 	if err != nil {
 		return false, errors.Join(ErrBadDestination, err)
 	}
-	sub.wq = &wildQueue{pat: p}
-	sub.sess.subs[sub.id] = sub
-	e.wildQueues[sub] = struct{}{}
-	names := make([]string, 0, len(e.queues))
-	for name := range e.queues {
-		if wildQueueName(name) {
-			names = append(names, name)
+	var match []*destQueue
+	for name, q := range e.queues {
+		if wildQueueName(name) && p.Match(name[len("/queue/"):]) {
+			match = append(match, q)
 		}
 	}
-	slices.Sort(names) // members come in name order: a stable round robin
-	for _, name := range names {
-		e.joinWild(sub, e.queues[name])
+	s := sub.sess
+	if n := s.consumers() + 1 + len(match); n > e.cfg.MaxSubscriptions {
+		return false, fmt.Errorf("%w: %s matches %d queues, and each queue a wildcard consumes from counts as a subscription (limit %d)",
+			ErrTooManySubs, sub.dest, len(match), e.cfg.MaxSubscriptions)
+	}
+	// In name order: which queue is served first does not depend on a
+	// map's order.
+	slices.SortFunc(match, func(a, b *destQueue) int { return strings.Compare(a.name, b.name) })
+	sub.wq = &wildQueue{pat: p}
+	s.subs[sub.id] = sub
+	e.wildQueues[sub] = struct{}{}
+	for _, q := range match {
+		e.joinWild(sub, q)
 	}
 	return true, nil
 }
 
-// joinWild adds a member of the wildcard subscription parent on q if
-// the pattern matches q's name.
+// joinWild adds a member of the wildcard subscription parent on q, a
+// queue its pattern matches.
 func (e *Engine) joinWild(parent *subscription, q *destQueue) {
-	_, name, _ := SplitDestination(q.name)
-	if !parent.wq.pat.Match(name) {
-		return
-	}
+	parent.sess.members++
 	m := &subscription{id: parent.id, sess: parent.sess, dest: parent.dest, ack: parent.ack,
 		prefetch: parent.prefetch, sel: parent.sel, exclusive: parent.exclusive,
 		priority: parent.priority, parent: parent}
@@ -119,8 +139,28 @@ func (e *Engine) newQueueForWild(q *destQueue) {
 	if len(e.wildQueues) == 0 || !wildQueueName(q.name) {
 		return
 	}
+	name := q.name[len("/queue/"):]
 	for parent := range e.wildQueues {
-		e.joinWild(parent, q)
+		switch s := parent.sess; {
+		case !parent.wq.pat.Match(name) || parent.wq.outgrown:
+		case s.consumers() >= e.cfg.MaxSubscriptions:
+			e.outgrown(parent, q)
+		default:
+			e.joinWild(parent, q)
+		}
+	}
+}
+
+// outgrown ends the connection of a wildcard subscription that q would
+// take past Config.MaxSubscriptions (see the top of this file).
+func (e *Engine) outgrown(parent *subscription, q *destQueue) {
+	parent.wq.outgrown = true // once: the connection is closing
+	reason := fmt.Sprintf("wildcard subscription %s (id %s) now matches more queues than the connection may consume from: %s is one too many (limit %d subscriptions, one per queue a wildcard consumes from)",
+		parent.dest, parent.id, q.name, e.cfg.MaxSubscriptions)
+	e.cfg.Logger.Warn("closing a connection whose wildcard subscription outgrew its limit",
+		"subscription", parent.id, "destination", parent.dest, "queue", q.name, "limit", e.cfg.MaxSubscriptions)
+	if c, ok := parent.sess.out.(Closer); ok {
+		c.CloseWithError(reason)
 	}
 }
 
@@ -128,6 +168,7 @@ func (e *Engine) newQueueForWild(q *destQueue) {
 // queues; its deliveries were released already (removeSub).
 func (e *Engine) removeWild(parent *subscription) {
 	delete(e.wildQueues, parent)
+	parent.sess.members -= len(parent.wq.members)
 	for _, m := range parent.wq.members {
 		e.detach(m)
 		e.dispatch(m.q)
@@ -155,7 +196,9 @@ func (e *Engine) dispatchWild(parent *subscription) {
 // not take its messages for want of credit or room in their parents'
 // lines. Called when a dispatch of q ends.
 func (e *Engine) markWaiting(q *destQueue) {
-	if q.pending.n == 0 && q.parked.n == 0 {
+	// Parked messages are for no consumer of q, except with network
+	// consumers, where a local one may take them (dispatchNetwork).
+	if q.pending.n == 0 && (q.network == 0 || q.parked.n == 0) {
 		return
 	}
 	for _, c := range q.consumers {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/raftmq/raftmq/fsm"
@@ -142,8 +144,10 @@ func TestWildcardQueueCredit(t *testing.T) {
 				t.Fatalf("prefetch 1: %d deliveries before the first ended", n)
 			}
 			tc.free(t, c, first)
-			if d := out.wait(t, 1); string(d.Msg.Body) != "b" && tc.name != "nack" {
-				t.Errorf("after freeing credit: %s", d.Msg.Body)
+			// The waiting queue goes first, even before a NACKed
+			// message of the queue that freed the credit.
+			if d := out.wait(t, 1); string(d.Msg.Body) != "b" {
+				t.Errorf("after freeing credit: %s, want jobs.b's message", d.Msg.Body)
 			}
 		})
 	}
@@ -246,9 +250,9 @@ func TestWildcardQueueTakesTurns(t *testing.T) {
 
 // BenchmarkWildcardQueueDrain measures a wildcard queue subscriber with
 // prefetch 1 draining one queue while N-1 other matching queues are
-// empty: each auto ack walks the subscription's member queues for one
-// with messages (dispatchWild), the cost that grows with N. "plain" is
-// the same drain by a subscription to the queue itself.
+// empty: each auto ack serves the subscription's line of waiting members
+// (dispatchWild), which should cost the same whatever N. "plain" is the
+// same drain by a subscription to the queue itself.
 func BenchmarkWildcardQueueDrain(b *testing.B) {
 	b.Run("plain", func(b *testing.B) { benchWildDrain(b, 1, "/queue/bench.q0") })
 	for _, n := range []int{1, 100, 1000} {
@@ -305,5 +309,77 @@ func benchWildDrain(b *testing.B, queues int, dest string) {
 		}
 		out.ds = out.ds[:0]
 		b.StartTimer()
+	}
+}
+
+// TestWildcardQueueLimit: each queue a wildcard consumes from counts
+// against MaxSubscriptions. A SUBSCRIBE matching more queues than the
+// connection has room for is refused; a queue made later that would take
+// it past the limit ends the connection with the reason, rather than go
+// unconsumed.
+func TestWildcardQueueLimit(t *testing.T) {
+	e, _ := newEngine(t, Config{MaxSubscriptions: 4})
+	p, _ := open(t, e, "")
+	for _, q := range []string{"/queue/x.a", "/queue/x.b", "/queue/x.c"} {
+		sendH(t, p, q, "m")
+	}
+	c, out := open(t, e, "")
+	subscribe(t, c, SubscribeSpec{ID: "plain", Destination: "/queue/other"})
+	err := c.Subscribe(SubscribeSpec{ID: "w", Destination: "/queue/x.*"}, func(error) {})
+	if !errors.Is(err, ErrTooManySubs) || !strings.Contains(err.Error(), "matches 3 queues") {
+		t.Fatalf("1 + 1 + 3 queues with room for 4: %v", err)
+	}
+	// Without the plain subscription it fits: 1 + 3.
+	do(t, func(done func(error)) error { return c.Unsubscribe("plain", "", done) })
+	subscribe(t, c, SubscribeSpec{ID: "w", Destination: "/queue/x.*"})
+	out.wait(t, 2)
+	// Another subscription would not fit.
+	if err := c.Subscribe(SubscribeSpec{ID: "more", Destination: "/queue/other"}, func(error) {}); !errors.Is(err, ErrTooManySubs) {
+		t.Errorf("a fifth consumer: %v", err)
+	}
+	// Nor does a fourth queue: the connection is ended with the reason.
+	sendH(t, p, "/queue/x.d", "m")
+	out.mu.Lock()
+	reason := out.closed
+	out.mu.Unlock()
+	if !strings.Contains(reason, "/queue/x.*") || !strings.Contains(reason, "/queue/x.d") {
+		t.Errorf("connection ended with %q, want the subscription and the queue named", reason)
+	}
+	c.Close()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c.members != 0 || len(e.queues["/queue/x.d"].consumers) != 0 {
+		t.Errorf("after close: %d members, x.d has %d consumers", c.members, len(e.queues["/queue/x.d"].consumers))
+	}
+}
+
+// BenchmarkNewQueueWithWildcards measures making a queue that W wildcard
+// subscriptions (each on its own connection) match: each gets a member,
+// which should cost the same whatever the number already there.
+func BenchmarkNewQueueWithWildcards(b *testing.B) {
+	for _, w := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("subscriptions=%d", w), func(b *testing.B) {
+			e, err := NewEngine(Config{MaxSubscriptions: 1 << 30}, nopLog{}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			for i := range w {
+				s, err := e.Open("", &benchOut{writable: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Subscribe(SubscribeSpec{ID: fmt.Sprint(i), Destination: "/queue/>"}, func(error) {}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				e.mu.Lock()
+				e.queue("/queue/new" + strconv.Itoa(i))
+				e.mu.Unlock()
+			}
+		})
 	}
 }

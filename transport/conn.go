@@ -348,6 +348,14 @@ func (c *conn) Deliver(d *queue.Delivery) {
 	c.signal()
 }
 
+// CloseWithError ends the connection with an ERROR saying why; it
+// implements queue.Closer. It never blocks: the writer sends the ERROR
+// after what is queued and closes the socket, and the session closes with
+// the connection.
+func (c *conn) CloseWithError(reason string) {
+	c.shutdown(errorFrame(reason, "", ""), false)
+}
+
 // Writable reports whether the connection has room for more deliveries;
 // it implements queue.Outbound. After a false the writer calls
 // Session.Resume once the queue drained below half of MaxOutboundBytes.

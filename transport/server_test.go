@@ -289,3 +289,20 @@ func TestAdmit(t *testing.T) {
 		t.Fatal("admission never released")
 	}
 }
+
+// TestCloseWithError: the engine ends a session with a reason (a
+// wildcard subscription outgrew its limit): the client gets an ERROR
+// saying so, the connection closes and so does the session.
+func TestCloseWithError(t *testing.T) {
+	b := newFakeBroker(true)
+	e := newEnv(t, Config{}, b)
+	c, _ := e.connect("1.2")
+	s := b.session(t)
+	closer, ok := s.out.(queue.Closer)
+	if !ok {
+		t.Fatal("the connection is no queue.Closer")
+	}
+	closer.CloseWithError("wildcard subscription /queue/> outgrew its limit")
+	c.expectError("wildcard subscription /queue/> outgrew its limit", "") // and the close
+	s.waitClosed(t)
+}
