@@ -63,7 +63,7 @@ func runBench(args []string) error {
 		return err
 	}
 	c.conn.Login, c.conn.Passcode = sec.login()
-	c.conn.TLS = conf
+	c.conn.TLS, c.conn.Host = conf, sec.vhost
 	if c.producers < 1 || c.messages < 1 || c.window < 1 || c.size < 0 {
 		return usageError{errors.New("producers, messages and window must be positive")}
 	}

@@ -19,6 +19,7 @@ import (
 type clientSecurity struct {
 	user, password string
 	ca, cert, key  string
+	vhost          string
 }
 
 func (c *clientSecurity) register(fs *flag.FlagSet) {
@@ -27,6 +28,7 @@ func (c *clientSecurity) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ca, "tls-ca", "", "PEM CA bundle verifying the brokers' certificates (ssl:// URLs, and HTTPS for the admin API); default: the system's CAs")
 	fs.StringVar(&c.cert, "tls-cert", "", "PEM client certificate, for brokers that ask for one")
 	fs.StringVar(&c.key, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.vhost, "vhost", "", "the CONNECT frame's host header, the virtual host (raftmq and ActiveMQ ignore it; RabbitMQ's default is /); default localhost")
 }
 
 // login returns the credentials, the password from RAFTMQ_PASSWORD when
@@ -78,7 +80,7 @@ func (c *clientSecurity) dial(ctx context.Context, url string) (*failover.Client
 	}
 	user, password := c.login()
 	return failover.Dial(ctx, url, failover.Options{
-		Login: user, Passcode: password, TLS: conf,
+		Login: user, Passcode: password, TLS: conf, Host: c.vhost,
 		Logger:    clientLogger(),
 		HeartBeat: [2]time.Duration{5 * time.Second, 5 * time.Second},
 	})
