@@ -6,23 +6,49 @@ import (
 	"github.com/raftmq/raftmq/fsm"
 )
 
-// tx is an open transaction: its frames wait for COMMIT.
+// tx is an open transaction: its frames wait for COMMIT. What it buffers
+// counts in its session's totals (Session.txFrames, txBytes) from the
+// frame that adds it until the transaction is committed or aborted, held
+// commits included: MaxTxFrames and MaxTxBytes bound a connection's open
+// transactions together, so opening more of them buys no more memory.
 type tx struct {
-	sends []*fsm.Message
-	bytes int64 // of sends
-	acks  []*Delivery
-	nacks []*Delivery
+	sess     *Session
+	sends    []*fsm.Message
+	bytes    int64 // of sends
+	acks     []*Delivery
+	nacks    []*Delivery
+	released bool // its frames no longer count in its session's totals
 }
 
 func (t *tx) frames() int { return len(t.sends) + len(t.acks) + len(t.nacks) }
 
-// tx returns the open transaction id with room for one more frame.
+// counted adds frames and bytes the transaction now buffers to its
+// session's totals.
+func (t *tx) counted(frames int, bytes int64) {
+	t.bytes += bytes
+	t.sess.txFrames += frames
+	t.sess.txBytes += bytes
+}
+
+// release takes the transaction off its session's totals, once: it was
+// committed or aborted.
+func (t *tx) release() {
+	if t.released {
+		return
+	}
+	t.released = true
+	t.sess.txFrames -= t.frames()
+	t.sess.txBytes -= t.bytes
+}
+
+// tx returns the open transaction id, if the session's transactions have
+// room for one more frame.
 func (s *Session) tx(id string) (*tx, error) {
 	t := s.txs[id]
 	if t == nil {
 		return nil, ErrUnknownTx
 	}
-	if t.frames() >= s.e.cfg.MaxTxFrames {
+	if s.txFrames >= s.e.cfg.MaxTxFrames {
 		return nil, ErrTooManyTxFrames
 	}
 	return t, nil
@@ -93,6 +119,7 @@ func (s *Session) Ack(r AckRef, txID string, done func(error)) error {
 				e.holdInTx(d)
 			}
 			t.acks = append(t.acks, ds...)
+			t.counted(len(ds), 0)
 		}
 		e.mu.Unlock()
 		if err == nil {
@@ -156,6 +183,7 @@ func (s *Session) Nack(r AckRef, txID string, done func(error)) error {
 		if err == nil {
 			e.holdInTx(d)
 			t.nacks = append(t.nacks, d)
+			t.counted(1, 0)
 		}
 		e.mu.Unlock()
 		if err == nil {
@@ -181,7 +209,7 @@ func (s *Session) Begin(id string) error {
 	if _, dup := s.txs[id]; dup {
 		return ErrDuplicateTx
 	}
-	s.txs[id] = &tx{}
+	s.txs[id] = &tx{sess: s}
 	return nil
 }
 
@@ -377,6 +405,7 @@ func (e *Engine) commitTx(t *tx, done func(error)) ([]fsm.Command, func(error)) 
 	// duplicate, of an earlier message or of an earlier send of this
 	// transaction, is skipped and the rest applies: a client that replays
 	// a transaction after a failover stores each message once.
+	t.release()
 	var cmds []fsm.Command
 	var memory, reserved []*fsm.Message
 	var topics []*topic
@@ -480,6 +509,7 @@ func (s *Session) Abort(id string) error {
 
 // abort returns a transaction's acked and nacked messages to their queues.
 func (e *Engine) abort(t *tx) []fsm.Command {
+	t.release()
 	var cmds []fsm.Command
 	touched := make(map[*destQueue]struct{})
 	for _, ds := range [][]*Delivery{t.acks, t.nacks} {

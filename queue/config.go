@@ -26,11 +26,12 @@ type Config struct {
 	// ExpirySweep is how often queues without consumers are checked for
 	// expired messages (1s).
 	ExpirySweep time.Duration
-	// MaxTxFrames bounds the SENDs, ACKs and NACKs buffered in one
-	// transaction (10000).
+	// MaxTxFrames bounds the SENDs, ACKs and NACKs a session's open
+	// transactions buffer, all of them together (10000).
 	MaxTxFrames int
-	// MaxTxBytes bounds the message bytes buffered in one transaction
-	// (64 MiB); a single larger SEND still fits in an empty one.
+	// MaxTxBytes bounds the message bytes a session's open transactions
+	// buffer, all of them together (64 MiB); a single larger SEND still
+	// fits when they buffer nothing else.
 	MaxTxBytes int64
 	// MaxSubscriptions bounds subscriptions per session (1000).
 	MaxSubscriptions int

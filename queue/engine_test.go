@@ -374,12 +374,28 @@ func TestTransactionBytesBounded(t *testing.T) {
 	if err := s.Send(big(), "tx", func(error) {}); err != ErrTxTooLarge {
 		t.Fatalf("third 1 KB send into a 3000-byte transaction: err = %v, want ErrTxTooLarge", err)
 	}
-	// One SEND larger than the limit still fits in an empty transaction.
+	// The limit is the connection's, all its open transactions together:
+	// another transaction buys no more room.
 	if err := s.Begin("tx2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(big(), "tx2", func(error) {}); err != ErrTxTooLarge {
+		t.Fatalf("a 1 KB send into a second transaction with 2000 bytes in the first: err = %v, want ErrTxTooLarge", err)
+	}
+	// Ending the first frees its room; and one SEND larger than the limit
+	// still fits when nothing else is buffered.
+	if err := s.Abort("tx"); err != nil {
 		t.Fatal(err)
 	}
 	huge := &fsm.Message{Destination: "/queue/q", Body: make([]byte, 10000), Persistent: true}
 	if err := s.Send(huge, "tx2", func(error) {}); err != nil {
 		t.Fatalf("large send into an empty transaction: %v", err)
+	}
+	do(t, func(done func(error)) error { return s.Commit("tx2", done) })
+	e.mu.Lock()
+	frames, bytes := s.txFrames, s.txBytes
+	e.mu.Unlock()
+	if frames != 0 || bytes != 0 {
+		t.Errorf("after commit and abort the connection counts %d frames, %d bytes", frames, bytes)
 	}
 }

@@ -824,3 +824,49 @@ func TestHeldBytesBound(t *testing.T) {
 		t.Errorf("held bytes %d, want %d as before", used, two)
 	}
 }
+
+// TestHeldCommitCountsInTxLimits: a held commit's frames count against
+// the connection's transaction limits until it is admitted, so holding
+// commits buys no more room than keeping transactions open.
+func TestHeldCommitCountsInTxLimits(t *testing.T) {
+	e, _ := newEngine(t, Config{QueueLimit: DestLimit{MaxMessages: 1}, MaxTxFrames: 2})
+	p, _ := open(t, e, "")
+	send(t, p, "/queue/q", "a", 4)
+	if err := p.Begin("tx"); err != nil {
+		t.Fatal(err)
+	}
+	sendMsg(t, p, pmsg("/queue/q", "t1"), "tx")
+	sendMsg(t, p, pmsg("/queue/q", "t2"), "tx")
+	if err := p.Begin("more"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(pmsg("/queue/other", "x"), "more", func(error) {}); !errors.Is(err, ErrTooManyTxFrames) {
+		t.Fatalf("a third frame in a second transaction: %v, want ErrTooManyTxFrames", err)
+	}
+	if err := p.Abort("more"); err != nil {
+		t.Fatal(err)
+	}
+	// A queue of two holding one: the commit of two waits for room.
+	e.mu.Lock()
+	e.queues["/queue/q"].limit.MaxMessages = 2
+	e.mu.Unlock()
+	commit := make(chan error, 1)
+	if err := p.Commit("tx", func(err error) { commit <- err }); err != nil {
+		t.Fatal(err)
+	}
+	stillHeld(t, commit)
+	if err := p.Begin("later"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(pmsg("/queue/other", "x"), "later", func(error) {}); !errors.Is(err, ErrTooManyTxFrames) {
+		t.Fatalf("a frame beside a held commit of 2: %v, want ErrTooManyTxFrames", err)
+	}
+	// A consumer makes room: the commit goes, and its frames stop counting.
+	c, out := open(t, e, "")
+	subscribe(t, c, SubscribeSpec{ID: "s", Destination: "/queue/q", Ack: AckAuto})
+	out.wait(t, 0).Written()
+	if err := outcome(t, commit); err != nil {
+		t.Fatalf("held commit: %v", err)
+	}
+	sendMsg(t, p, pmsg("/queue/other", "x"), "later")
+}

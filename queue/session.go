@@ -21,8 +21,11 @@ type Session struct {
 	txs        map[string]*tx
 	held       map[*waiter]struct{} // sends and commits held for room (flow.go)
 	members    int                  // of its wildcard queue subscriptions (wildqueue.go)
-	temps      []string             // the temporary destinations it created (temp.go)
-	ackSeq     uint64
+	// What its open transactions buffer, held commits included (ack.go).
+	txFrames int
+	txBytes  int64
+	temps    []string // the temporary destinations it created (temp.go)
+	ackSeq   uint64
 }
 
 type subscription struct {
@@ -201,12 +204,12 @@ func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
 	}
 	if tx != "" {
 		t, err := s.tx(tx)
-		if err == nil && len(t.sends) > 0 && t.bytes+int64(m.Size()) > e.cfg.MaxTxBytes {
+		if err == nil && s.txBytes > 0 && s.txBytes+int64(m.Size()) > e.cfg.MaxTxBytes {
 			err = ErrTxTooLarge
 		}
 		if err == nil {
 			t.sends = append(t.sends, m)
-			t.bytes += int64(m.Size())
+			t.counted(1, int64(m.Size()))
 		}
 		e.mu.Unlock()
 		if err == nil {

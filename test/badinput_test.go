@@ -195,19 +195,26 @@ func TestLimits(t *testing.T) {
 
 	t.Run("transaction-frames", func(t *testing.T) {
 		c, _ := rawConnect(t, b.addr, "1.2")
-		c.write(frame(stomp.BEGIN, "", "transaction", "t", "receipt", "b"))
-		c.expectReceipt("b")
+		// The limit (3) is the connection's, its transactions together:
+		// a second transaction buys no more room.
+		for _, tx := range []string{"t", "u"} {
+			c.write(frame(stomp.BEGIN, "", "transaction", tx, "receipt", "b"+tx))
+			c.expectReceipt("b" + tx)
+		}
 		for i := range 3 {
-			id := "s" + strconv.Itoa(i)
-			c.write(frame(stomp.SEND, id, "destination", "/queue/txlimit", "transaction", "t", "receipt", id))
+			id, tx := "s"+strconv.Itoa(i), "t"
+			if i == 2 {
+				tx = "u"
+			}
+			c.write(frame(stomp.SEND, id, "destination", "/queue/txlimit", "transaction", tx, "receipt", id))
 			c.expectReceipt(id)
 		}
-		c.write(frame(stomp.SEND, "s3", "destination", "/queue/txlimit", "transaction", "t", "receipt", "s3"))
-		c.expectError("too many frames in transaction", "s3")
+		c.write(frame(stomp.SEND, "s3", "destination", "/queue/txlimit", "transaction", "u", "receipt", "s3"))
+		c.expectError("too many frames in this connection's open transactions", "s3")
 		// Nothing of the transaction was delivered: the connection's end
 		// aborted it.
 		noMessage(t, subscribe(t, b.dial(client.Options{}), "/queue/txlimit", "auto"))
-		k.alive("too many frames in a transaction")
+		k.alive("too many frames in a connection's transactions")
 	})
 
 	t.Run("subscriptions", func(t *testing.T) {
