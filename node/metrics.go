@@ -105,6 +105,10 @@ var (
 	descHeld         = prometheus.NewDesc("raftmq_destination_sends_held", "Sends waiting for room in a full queue (producer flow control).", destLabels, nil)
 	descBlocked      = prometheus.NewDesc("raftmq_destination_sends_blocked_total", "Sends that had to wait for room in a full queue.", destLabels, nil)
 	descFailed       = prometheus.NewDesc("raftmq_destination_sends_failed_total", "Sends refused because the queue or the store was full.", destLabels, nil)
+	descScheduled    = prometheus.NewDesc("raftmq_scheduled_messages", "Scheduled messages stored and waiting to fire (one per message, however many copies it has left).", nil, nil)
+	descSchedBytes   = prometheus.NewDesc("raftmq_scheduled_bytes", "What the scheduled messages' copies still to fire weigh; they count against --store-limit.", nil, nil)
+	descSchedFired   = prometheus.NewDesc("raftmq_scheduled_fired_total", "Copies of scheduled messages fired since this leader took over.", nil, nil)
+	descSchedNextDue = prometheus.NewDesc("raftmq_scheduled_next_due_timestamp_seconds", "When the next scheduled copy is due (Unix time; absent when none is).", nil, nil)
 	descCertExpiry   = prometheus.NewDesc("raftmq_tls_certificate_expiry_timestamp_seconds", "When this node's TLS certificate expires (Unix time).", nil, nil)
 	raftStates       = []raft.RaftState{raft.Leader, raft.Follower, raft.Candidate, raft.Shutdown}
 
@@ -112,7 +116,7 @@ var (
 		descServing, descConnections, descPending, descInFlight, descConsumers, descNetConsumers, descEnqueued,
 		descDequeued, descDeadLettered, descExpired, descOldest, descBridgeUp, descForwardedOut, descForwardedIn, descBridgeDemand,
 		descRefused, descTLSFailures, descAuthFailures, descDenials, descStoreBytes, descStoreLimit, descHeld, descBlocked,
-		descFailed, descCertExpiry}
+		descFailed, descCertExpiry, descScheduled, descSchedBytes, descSchedFired, descSchedNextDue}
 )
 
 // nodeCollector reads the node's state at scrape time.
@@ -169,6 +173,13 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descStoreBytes, float64(t.engine.StoreBytes()))
 	if l := n.cfg.Queue.StoreLimit; l > 0 {
 		gauge(descStoreLimit, float64(l))
+	}
+	sched := t.engine.Scheduled()
+	gauge(descScheduled, float64(sched.Pending))
+	gauge(descSchedBytes, float64(sched.Bytes))
+	counter(descSchedFired, sched.Fired)
+	if sched.NextDueMs != 0 {
+		gauge(descSchedNextDue, float64(sched.NextDueMs)/1000)
 	}
 	for _, d := range t.engine.Destinations(true) {
 		l := []string{d.Name, d.Type}

@@ -24,8 +24,8 @@ import (
 //     scheduler does.
 //   - AMQ_SCHEDULED_REPEAT: copies after the first (0 up to
 //     MaxScheduledRepeat, ActiveMQ's maxRepeatAllowed). ActiveMQ reads a
-//     negative repeat as "forever"; raftmq has no way yet to remove a
-//     scheduled message, so -1 means MaxScheduledRepeat repeats, and
+//     negative repeat as "forever"; raftmq bounds what a message may
+//     weigh in the store, so -1 means MaxScheduledRepeat repeats, and
 //     other negative values are refused.
 //   - AMQ_SCHEDULED_CRON: refused (ErrCronUnsupported), never ignored. An
 //     empty value counts as absent.
@@ -70,7 +70,8 @@ import (
 // the queue's OnFull says, since it cannot be held yet), and against its
 // queue's limit only once a copy fires: a firing is never refused, like
 // a dead letter or a move. The scheduled store queue is not a
-// destination: Destinations does not list it; Scheduled reports it.
+// destination: Destinations does not list it; Scheduled reports it, and
+// ListScheduled and Unschedule (schedadmin.go) are for operators.
 
 // Bounds of the scheduling headers.
 const (
@@ -245,8 +246,10 @@ type scheduler struct {
 	heap    schedHeap              // entries not being fired, by when to fire
 	bytes   int64                  // message bytes of entries
 	rsv     map[string]int64       // store room of scheduled sends in raft, by message-id
-	wake    chan struct{}          // buffered(1): the earliest time changed
-	fired   uint64                 // copies fired since the engine started
+	// removing: jobs being removed (schedadmin.go), by job id.
+	removing map[string]*unscheduling
+	wake     chan struct{} // buffered(1): the earliest time changed
+	fired    uint64        // copies fired since the engine started
 }
 
 type schedEntry struct {
@@ -288,9 +291,10 @@ func (h *schedHeap) Pop() any {
 // NewEngine calls it.
 func (e *Engine) startScheduler() {
 	e.sched = scheduler{
-		entries: make(map[uint64]*schedEntry),
-		rsv:     make(map[string]int64),
-		wake:    make(chan struct{}, 1),
+		entries:  make(map[uint64]*schedEntry),
+		rsv:      make(map[string]int64),
+		removing: make(map[string]*unscheduling),
+		wake:     make(chan struct{}, 1),
 	}
 	e.wg.Add(1)
 	go e.scheduleLoop()
@@ -317,6 +321,7 @@ func (e *Engine) scheduledChange(c *fsm.Change) {
 		e.unreserveScheduled(c.Msg.ID)
 		if e.sched.entries[c.Seq] == nil {
 			e.addScheduled(c.Seq, fsm.MetaOf(c.Msg))
+			e.unscheduleRepeat(c.Seq, c.Msg.ID)
 		}
 	case fsm.Removed:
 		if x := e.sched.entries[c.Seq]; x != nil {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -297,6 +298,21 @@ func TestSecurity(t *testing.T) {
 		ops.ok(200, "GET", "/api/v1/destinations", "", nil)
 		ops.fails(403, "POST", "/api/v1/queues/orders.w/purge", "", "no admin right")
 		ops.fails(403, "GET", "/api/v1/queues/orders.w/messages", "", "no read right on /queue/orders.w")
+		// Scheduled messages: the broker read right lists them, removing
+		// one needs the admin right on its destination.
+		c, _ := tlsRaw(t, s.Stomp, tlsOK)
+		c.connectAs("writer", "writer-pw")
+		c.write(frame(stomp.SEND, "later", "destination", "/queue/orders.w", "AMQ_SCHEDULED_DELAY", "3600000", "receipt", "sched"))
+		c.expectReceipt("sched")
+		var sched node.ScheduledList
+		ops.ok(200, "GET", "/api/v1/scheduled?destination=/queue/orders.w", "", &sched)
+		if len(sched.Messages) != 1 {
+			t.Fatalf("scheduled for orders.w: %+v", sched)
+		}
+		job := "/api/v1/scheduled/" + url.PathEscape(sched.Messages[0].JobID)
+		app.fails(403, "GET", "/api/v1/scheduled", "", "no read right on the broker")
+		ops.fails(403, "DELETE", job, "", "user ops has no admin right on /queue/orders.w")
+		admin.ok(200, "DELETE", job, "", nil)
 		// Probes need no login; the console asks the browser for one.
 		anon.ok(200, "GET", "/healthz", "", nil)
 		code, _ = anon.do("GET", "/", "")

@@ -1,0 +1,196 @@
+package queue
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/raftmq/raftmq/fsm"
+)
+
+// Scheduled messages for operators: listing them and removing one
+// (ActiveMQ's scheduler browse and remove). A scheduled message is known
+// by its job id, the id of the message as sent, which every copy it fires
+// carries in scheduledJobId; a message that repeats is one job however
+// many copies it has left.
+//
+// Removal goes through raft, as an OpAck of the job's entry in
+// fsm.ScheduledQueue. An entry that fires while its removal is in raft is
+// stored again under a new seq (a repeat): the engine notices the job id
+// as the new entry applies, keeps it off the timer and removes it too, so
+// a removed job fires no copy that was not already on its way.
+
+// ErrNoSuchJob: no scheduled message has that job id.
+var ErrNoSuchJob = errors.New("no such scheduled message")
+
+// ScheduledMessage is a scheduled message as ListScheduled shows it.
+type ScheduledMessage struct {
+	JobID       string `json:"job_id"` // the message's id; scheduledJobId on its copies
+	Destination string `json:"destination"`
+	DueMs       int64  `json:"due_ms"`              // when the next copy fires (unix ms)
+	PeriodMs    int64  `json:"period_ms,omitempty"` // between copies
+	Remaining   int64  `json:"remaining"`           // copies still to fire after the next one
+	Fired       int64  `json:"fired"`               // copies fired so far
+	Size        int    `json:"size"`                // of the message, headers included
+}
+
+// MaxScheduledList bounds what one ListScheduled returns.
+const MaxScheduledList = 1000
+
+// ListScheduled returns up to limit (at most MaxScheduledList) of the
+// scheduled messages for dest ("" for every destination), the earliest
+// due first, and how many there are in all. It reads the store, not the
+// engine's mirror, without holding the engine's lock.
+func (e *Engine) ListScheduled(dest string, limit int) (list []ScheduledMessage, total int, err error) {
+	if limit <= 0 || limit > MaxScheduledList {
+		limit = MaxScheduledList
+	}
+	if e.isClosed() {
+		return nil, 0, ErrClosed
+	}
+	err = e.store.Messages(fsm.ScheduledQueue, 0, func(_ uint64, m *fsm.Message) bool {
+		if dest != "" && m.Destination != dest {
+			return true
+		}
+		total++
+		list = append(list, scheduledOf(m))
+		// Keep the earliest limit: sort and trim when twice as many.
+		if len(list) >= 2*limit {
+			sortScheduled(list)
+			list = list[:limit]
+		}
+		return true
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("read scheduled messages: %w", err)
+	}
+	sortScheduled(list)
+	if len(list) > limit {
+		list = list[:limit]
+	}
+	return list, total, nil
+}
+
+func scheduledOf(m *fsm.Message) ScheduledMessage {
+	s, _ := fsm.ScheduleOf(m)
+	return ScheduledMessage{JobID: m.ID, Destination: m.Destination, DueMs: s.Due, PeriodMs: s.Period,
+		Remaining: s.Remaining, Fired: s.Fired, Size: m.Size()}
+}
+
+func sortScheduled(l []ScheduledMessage) {
+	slices.SortFunc(l, func(a, b ScheduledMessage) int {
+		return cmp.Or(cmp.Compare(a.DueMs, b.DueMs), cmp.Compare(a.JobID, b.JobID))
+	})
+}
+
+// FindScheduled returns the scheduled message with that job id, or
+// ErrNoSuchJob.
+func (e *Engine) FindScheduled(jobID string) (ScheduledMessage, error) {
+	var found *ScheduledMessage
+	err := e.store.Messages(fsm.ScheduledQueue, 0, func(_ uint64, m *fsm.Message) bool {
+		if m.ID == jobID {
+			sm := scheduledOf(m)
+			found = &sm
+			return false
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+		return ScheduledMessage{}, fmt.Errorf("read scheduled messages: %w", err)
+	case found == nil:
+		return ScheduledMessage{}, fmt.Errorf("%w: %s", ErrNoSuchJob, jobID)
+	}
+	return *found, nil
+}
+
+// unscheduling is a removal of one job in progress: the proposals it is
+// waiting for, the entries it took off the timer, and its outcome.
+type unscheduling struct {
+	pending int
+	taken   []*schedEntry
+	err     error         // set before done is closed
+	done    chan struct{} // closed when the last proposal is settled
+}
+
+// Unschedule removes the scheduled message with that job id: no copy of
+// it fires after it returns nil (one already firing still arrives). It
+// returns ErrNoSuchJob when there is none.
+func (e *Engine) Unschedule(ctx context.Context, jobID string) error {
+	var seqs []uint64
+	err := e.store.Messages(fsm.ScheduledQueue, 0, func(seq uint64, m *fsm.Message) bool {
+		if m.ID == jobID {
+			seqs = append(seqs, seq)
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("read scheduled messages: %w", err)
+	}
+	if len(seqs) == 0 {
+		return fmt.Errorf("%w: %s", ErrNoSuchJob, jobID)
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	u := e.sched.removing[jobID]
+	if u == nil {
+		u = &unscheduling{done: make(chan struct{})}
+		e.sched.removing[jobID] = u
+	}
+	e.unscheduleSeqs(jobID, u, seqs)
+	e.mu.Unlock()
+	select {
+	case <-u.done:
+		return u.err
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for raft: %w", ctx.Err())
+	}
+}
+
+// unscheduleSeqs takes the job's entries off the timer and proposes
+// their removal. Called with e.mu held.
+func (e *Engine) unscheduleSeqs(jobID string, u *unscheduling, seqs []uint64) {
+	for _, seq := range seqs {
+		if x := e.sched.entries[seq]; x != nil && x.idx >= 0 {
+			heap.Remove(&e.sched.heap, x.idx)
+			u.taken = append(u.taken, x)
+		}
+	}
+	u.pending++
+	e.propose([]fsm.Command{{Op: fsm.OpAck, Queue: fsm.ScheduledQueue, Seqs: seqs}}, func(_ []fsm.Result, err error) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if err != nil && u.err == nil {
+			u.err = err
+		}
+		if u.pending--; u.pending > 0 {
+			return
+		}
+		delete(e.sched.removing, jobID)
+		if u.err != nil {
+			// Not removed: what was taken off the timer goes back on it.
+			for _, x := range u.taken {
+				if e.sched.entries[x.seq] == x && x.idx < 0 && !x.firing {
+					heap.Push(&e.sched.heap, x)
+				}
+			}
+			e.wakeScheduler()
+		}
+		close(u.done)
+	})
+}
+
+// unscheduleRepeat is called as an entry of ScheduledQueue is stored:
+// if its job is being removed (it fired meanwhile and repeats), it is
+// removed too. Called with e.mu held, once the entry was added.
+func (e *Engine) unscheduleRepeat(seq uint64, jobID string) {
+	if u := e.sched.removing[jobID]; u != nil {
+		e.unscheduleSeqs(jobID, u, []uint64{seq})
+	}
+}
