@@ -95,7 +95,7 @@ func newAdmin(n *Node) (*admin, error) {
 		{"POST", "/api/v1/queues/{name}/move", a.postMove},
 		{"GET", "/api/v1/queues/{name}/messages", a.getMessages},
 		{"GET", "/api/v1/scheduled", read(a.getScheduled)},
-		{"DELETE", "/api/v1/scheduled/{id}", a.deleteScheduled},
+		{"DELETE", "/api/v1/scheduled/{id}", read(a.deleteScheduled)},
 		{"GET", "/healthz", a.getHealthz},
 		{"GET", "/readyz", a.getReadyz},
 		{"GET", "/metrics", read(n.metrics.handler(n.log.With("logger", "metrics")).ServeHTTP)},

@@ -56,8 +56,10 @@ func (a *admin) getScheduled(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ScheduledList{LeaderID: a.n.cfg.ID, Stats: t.engine.Scheduled(), Total: total, Messages: list})
 }
 
-// deleteScheduled removes a scheduled message. It needs the admin right
-// on the message's destination, as purging a queue does.
+// deleteScheduled removes a scheduled message. It needs the broker read
+// right, as listing them does (without it, asking for ids would tell
+// which jobs exist and where they go), and the admin right on the
+// message's destination, as purging a queue does.
 func (a *admin) deleteScheduled(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	t, ok := a.leaderTerm(w, r, nil)

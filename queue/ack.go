@@ -2,6 +2,7 @@ package queue
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/raftmq/raftmq/fsm"
 )
@@ -20,7 +21,8 @@ type tx struct {
 	released bool // its frames no longer count in its session's totals
 }
 
-func (t *tx) frames() int { return len(t.sends) + len(t.acks) + len(t.nacks) }
+// frames counts the BEGIN and the frames buffered since.
+func (t *tx) frames() int { return 1 + len(t.sends) + len(t.acks) + len(t.nacks) }
 
 // counted adds frames and bytes the transaction now buffers to its
 // session's totals.
@@ -209,7 +211,18 @@ func (s *Session) Begin(id string) error {
 	if _, dup := s.txs[id]; dup {
 		return ErrDuplicateTx
 	}
-	s.txs[id] = &tx{sess: s}
+	if len(id) > MaxTxIDLen {
+		return ErrTxIDTooLong
+	}
+	if s.txFrames >= s.e.cfg.MaxTxFrames {
+		return ErrTooManyTxFrames
+	}
+	// The BEGIN counts as a frame of the transaction, so that empty
+	// transactions are bounded too; the id is copied out of the frame it
+	// came in, which it would keep in memory whole.
+	t := &tx{sess: s}
+	s.txs[strings.Clone(id)] = t
+	s.txFrames++
 	return nil
 }
 

@@ -131,6 +131,10 @@ const (
 	dDone                          // finished: acked, released or dead-lettered
 )
 
+// MaxTxIDLen bounds a transaction id: a connection may hold as many open
+// transactions as MaxTxFrames, each keeping its id.
+const MaxTxIDLen = 256
+
 // Client errors. The transport turns them into ERROR frames.
 var (
 	ErrBadDestination = errors.New("invalid destination")
@@ -144,6 +148,7 @@ var (
 	ErrDuplicateTx     = errors.New("transaction already begun")
 	ErrTooManyTxFrames = errors.New("too many frames in this connection's open transactions")
 	ErrTxTooLarge      = errors.New("too many message bytes in this connection's open transactions")
+	ErrTxIDTooLong     = fmt.Errorf("transaction id longer than %d bytes", MaxTxIDLen)
 	ErrDurableInUse    = errors.New("durable subscription is already active")
 	ErrNoClientID      = errors.New("durable subscription requires client-id on CONNECT")
 	ErrMemoryLimit     = errors.New("non-persistent message memory limit reached")

@@ -1,7 +1,9 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -397,5 +399,30 @@ func TestTransactionBytesBounded(t *testing.T) {
 	e.mu.Unlock()
 	if frames != 0 || bytes != 0 {
 		t.Errorf("after commit and abort the connection counts %d frames, %d bytes", frames, bytes)
+	}
+}
+
+// TestOpenTransactionsBounded: a BEGIN counts as a frame of the
+// connection's transactions, so empty ones are bounded too, and an id
+// is at most MaxTxIDLen bytes.
+func TestOpenTransactionsBounded(t *testing.T) {
+	e, _ := newEngine(t, Config{MaxTxFrames: 3})
+	s, _ := open(t, e, "")
+	for _, id := range []string{"a", "b", "c"} {
+		if err := s.Begin(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Begin("d"); !errors.Is(err, ErrTooManyTxFrames) {
+		t.Fatalf("a fourth open transaction with room for 3 frames: %v", err)
+	}
+	if err := s.Abort("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Begin(strings.Repeat("x", MaxTxIDLen+1)); !errors.Is(err, ErrTxIDTooLong) {
+		t.Fatalf("a long id: %v", err)
+	}
+	if err := s.Begin("d"); err != nil {
+		t.Fatalf("after an abort: %v", err)
 	}
 }

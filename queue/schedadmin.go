@@ -89,6 +89,9 @@ func sortScheduled(l []ScheduledMessage) {
 // FindScheduled returns the scheduled message with that job id, or
 // ErrNoSuchJob.
 func (e *Engine) FindScheduled(jobID string) (ScheduledMessage, error) {
+	if e.isClosed() {
+		return ScheduledMessage{}, ErrClosed
+	}
 	var found *ScheduledMessage
 	err := e.store.Messages(fsm.ScheduledQueue, 0, func(_ uint64, m *fsm.Message) bool {
 		if m.ID == jobID {
@@ -107,32 +110,23 @@ func (e *Engine) FindScheduled(jobID string) (ScheduledMessage, error) {
 	return *found, nil
 }
 
-// unscheduling is a removal of one job in progress: the proposals it is
-// waiting for, the entries it took off the timer, and its outcome.
+// unscheduling is a removal of one job in progress: the store scans and
+// proposals it is waiting for, the entries it took off the timer, and its
+// outcome. It is registered before the store is read, so that a repeat
+// stored by a fire applying meanwhile is either in what the scan reads
+// or noticed as it applies (unscheduleRepeat).
 type unscheduling struct {
-	pending int
+	pending int  // scans and proposals not settled
+	found   bool // an entry of the job was found
 	taken   []*schedEntry
 	err     error         // set before done is closed
-	done    chan struct{} // closed when the last proposal is settled
+	done    chan struct{} // closed when nothing is pending any more
 }
 
 // Unschedule removes the scheduled message with that job id: no copy of
 // it fires after it returns nil (one already firing still arrives). It
 // returns ErrNoSuchJob when there is none.
 func (e *Engine) Unschedule(ctx context.Context, jobID string) error {
-	var seqs []uint64
-	err := e.store.Messages(fsm.ScheduledQueue, 0, func(seq uint64, m *fsm.Message) bool {
-		if m.ID == jobID {
-			seqs = append(seqs, seq)
-		}
-		return true
-	})
-	if err != nil {
-		return fmt.Errorf("read scheduled messages: %w", err)
-	}
-	if len(seqs) == 0 {
-		return fmt.Errorf("%w: %s", ErrNoSuchJob, jobID)
-	}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -143,7 +137,24 @@ func (e *Engine) Unschedule(ctx context.Context, jobID string) error {
 		u = &unscheduling{done: make(chan struct{})}
 		e.sched.removing[jobID] = u
 	}
-	e.unscheduleSeqs(jobID, u, seqs)
+	u.pending++ // the scan
+	e.mu.Unlock()
+
+	var seqs []uint64
+	err := e.store.Messages(fsm.ScheduledQueue, 0, func(seq uint64, m *fsm.Message) bool {
+		if m.ID == jobID {
+			seqs = append(seqs, seq)
+		}
+		return true
+	})
+	e.mu.Lock()
+	if err != nil && u.err == nil {
+		u.err = fmt.Errorf("read scheduled messages: %w", err)
+	}
+	if err == nil && len(seqs) > 0 {
+		e.unscheduleSeqs(jobID, u, seqs)
+	}
+	e.unscheduleSettled(jobID, u)
 	e.mu.Unlock()
 	select {
 	case <-u.done:
@@ -156,6 +167,7 @@ func (e *Engine) Unschedule(ctx context.Context, jobID string) error {
 // unscheduleSeqs takes the job's entries off the timer and proposes
 // their removal. Called with e.mu held.
 func (e *Engine) unscheduleSeqs(jobID string, u *unscheduling, seqs []uint64) {
+	u.found = true
 	for _, seq := range seqs {
 		if x := e.sched.entries[seq]; x != nil && x.idx >= 0 {
 			heap.Remove(&e.sched.heap, x.idx)
@@ -169,21 +181,30 @@ func (e *Engine) unscheduleSeqs(jobID string, u *unscheduling, seqs []uint64) {
 		if err != nil && u.err == nil {
 			u.err = err
 		}
-		if u.pending--; u.pending > 0 {
-			return
-		}
-		delete(e.sched.removing, jobID)
-		if u.err != nil {
-			// Not removed: what was taken off the timer goes back on it.
-			for _, x := range u.taken {
-				if e.sched.entries[x.seq] == x && x.idx < 0 && !x.firing {
-					heap.Push(&e.sched.heap, x)
-				}
-			}
-			e.wakeScheduler()
-		}
-		close(u.done)
+		e.unscheduleSettled(jobID, u)
 	})
+}
+
+// unscheduleSettled counts one scan or proposal of u settled; with the
+// last, the removal ends. Called with e.mu held.
+func (e *Engine) unscheduleSettled(jobID string, u *unscheduling) {
+	if u.pending--; u.pending > 0 {
+		return
+	}
+	delete(e.sched.removing, jobID)
+	switch {
+	case u.err != nil:
+		// Not removed: what was taken off the timer goes back on it.
+		for _, x := range u.taken {
+			if e.sched.entries[x.seq] == x && x.idx < 0 && !x.firing {
+				heap.Push(&e.sched.heap, x)
+			}
+		}
+		e.wakeScheduler()
+	case !u.found:
+		u.err = fmt.Errorf("%w: %s", ErrNoSuchJob, jobID)
+	}
+	close(u.done)
 }
 
 // unscheduleRepeat is called as an entry of ScheduledQueue is stored:

@@ -58,9 +58,10 @@ func TestListAndUnschedule(t *testing.T) {
 }
 
 // TestUnscheduleWhileFiring: a job's fire is in raft when its removal is
-// proposed behind it. The fire applies first and stores the job again
-// for its next copy; the engine removes that entry too, so after
-// Unschedule returns the one copy already fired is all there is.
+// asked for. Usually the removal's OpAck is proposed behind the fire (the
+// 50 ms below): the fire applies first and stores the job again for its
+// next copy, which the engine removes too. Either way, after Unschedule
+// returns the one copy already fired is all there is.
 func TestUnscheduleWhileFiring(t *testing.T) {
 	e, l := newEngine(t, Config{})
 	p, _ := open(t, e, "")
@@ -111,4 +112,47 @@ func firing(e *Engine) bool {
 		}
 	}
 	return false
+}
+
+// scanHookStore runs after once, when a read of the scheduled messages
+// has ended: to let raft apply something between a removal's scan and
+// what it does next.
+type scanHookStore struct {
+	Store
+	after func()
+}
+
+func (h *scanHookStore) Messages(q string, from uint64, fn func(uint64, *fsm.Message) bool) error {
+	err := h.Store.Messages(q, from, fn)
+	if q == fsm.ScheduledQueue && h.after != nil {
+		after := h.after
+		h.after = nil
+		after()
+	}
+	return err
+}
+
+// TestUnscheduleRepeatAfterScan: the job fires, and its repeat is stored,
+// after the removal read the store and before it proposed anything. The
+// removal was registered before the read, so the repeat is removed as it
+// applies: nothing fires after Unschedule returns.
+func TestUnscheduleRepeatAfterScan(t *testing.T) {
+	e, _ := newEngine(t, Config{})
+	hs := &scanHookStore{Store: e.store}
+	e.store = hs
+	p, _ := open(t, e, "")
+	c, out := open(t, e, "")
+	subscribe(t, c, SubscribeSpec{ID: "s", Destination: "/queue/tick", Ack: AckAuto})
+	m := schedMsg("/queue/tick", "tick", fsm.HeaderScheduledDelay, "300",
+		fsm.HeaderScheduledPeriod, "300", fsm.HeaderScheduledRepeat, "5")
+	sendMsg(t, p, m, "")
+	hs.after = func() { out.wait(t, 0) } // the first copy fired: the repeat is stored
+	if err := e.Unschedule(context.Background(), m.ID); err != nil {
+		t.Fatal(err)
+	}
+	n := out.count()
+	time.Sleep(900 * time.Millisecond) // three periods
+	if _, total, _ := e.ListScheduled("", 0); out.count() != n || total != 0 {
+		t.Errorf("after the removal: %d copies then %d, %d still scheduled", n, out.count(), total)
+	}
 }

@@ -462,8 +462,9 @@ type ScheduledStats struct {
 	// the store limit.
 	Pending int   `json:"pending"`
 	Bytes   int64 `json:"bytes"`
-	// NextDueMs is the earliest due time (unix ms) of those not being
-	// fired now; 0 when there is none.
+	// NextDueMs is when the next fire is planned (unix ms): the earliest
+	// due time of those waiting on the timer (later for one whose fire
+	// failed and waits to be tried again); 0 when none is.
 	NextDueMs int64 `json:"next_due_ms,omitempty"`
 	// Fired counts the copies fired since the engine started.
 	Fired uint64 `json:"fired"`
@@ -474,10 +475,8 @@ func (e *Engine) Scheduled() ScheduledStats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := ScheduledStats{Pending: len(e.sched.entries), Bytes: e.sched.bytes, Fired: e.sched.fired}
-	for _, x := range e.sched.heap {
-		if st.NextDueMs == 0 || x.due < st.NextDueMs {
-			st.NextDueMs = x.due
-		}
+	if len(e.sched.heap) > 0 { // the heap's root: no walk on every scrape
+		st.NextDueMs = e.sched.heap[0].at
 	}
 	return st
 }

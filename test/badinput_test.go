@@ -195,22 +195,17 @@ func TestLimits(t *testing.T) {
 
 	t.Run("transaction-frames", func(t *testing.T) {
 		c, _ := rawConnect(t, b.addr, "1.2")
-		// The limit (3) is the connection's, its transactions together:
-		// a second transaction buys no more room.
-		for _, tx := range []string{"t", "u"} {
-			c.write(frame(stomp.BEGIN, "", "transaction", tx, "receipt", "b"+tx))
-			c.expectReceipt("b" + tx)
-		}
-		for i := range 3 {
-			id, tx := "s"+strconv.Itoa(i), "t"
-			if i == 2 {
-				tx = "u"
-			}
-			c.write(frame(stomp.SEND, id, "destination", "/queue/txlimit", "transaction", tx, "receipt", id))
-			c.expectReceipt(id)
-		}
-		c.write(frame(stomp.SEND, "s3", "destination", "/queue/txlimit", "transaction", "u", "receipt", "s3"))
-		c.expectError("too many frames in this connection's open transactions", "s3")
+		// The limit (3 frames, a BEGIN counting as one) is the
+		// connection's, its transactions together: a second transaction
+		// buys no more room.
+		c.write(frame(stomp.BEGIN, "", "transaction", "t", "receipt", "bt"))
+		c.expectReceipt("bt")
+		c.write(frame(stomp.SEND, "s0", "destination", "/queue/txlimit", "transaction", "t", "receipt", "s0"))
+		c.expectReceipt("s0")
+		c.write(frame(stomp.BEGIN, "", "transaction", "u", "receipt", "bu"))
+		c.expectReceipt("bu")
+		c.write(frame(stomp.SEND, "s1", "destination", "/queue/txlimit", "transaction", "u", "receipt", "s1"))
+		c.expectError("too many frames in this connection's open transactions", "s1")
 		// Nothing of the transaction was delivered: the connection's end
 		// aborted it.
 		noMessage(t, subscribe(t, b.dial(client.Options{}), "/queue/txlimit", "auto"))
