@@ -264,7 +264,8 @@ func (c *conn) sendComposite(f *stomp.Frame, list string) error {
 	tx := "\x00composite-" + strconv.FormatUint(c.composites, 10)
 	return c.call(f, func(done func(error)) error {
 		if err := c.sess.Begin(tx); err != nil {
-			return err
+			// It is one transaction, which the client may not know.
+			return fmt.Errorf("a composite SEND is one transaction: %w", err)
 		}
 		for _, m := range ms {
 			if err := c.sess.Send(m, tx, func(error) {}); err != nil {

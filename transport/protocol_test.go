@@ -285,6 +285,15 @@ func TestEngineErrors(t *testing.T) {
 		c.send(stomp.SUBSCRIBE, "id", "s1", "destination", "/bogus/a", "receipt", "r2")
 		c.expectError(queue.ErrBadDestination.Error(), "r2")
 		s.waitClosed(t)
+
+		// A composite SEND is a transaction of the connection's: when
+		// there is no room for one, the ERROR says so.
+		b.syncErr = map[string]error{"begin": queue.ErrTooManyTxFrames}
+		c, _ = e.connect("1.2")
+		s = b.session(t)
+		c.send(stomp.SEND, "destination", "/queue/a,/queue/b", "receipt", "r3")
+		c.expectError("a composite SEND is one transaction: "+queue.ErrTooManyTxFrames.Error(), "r3")
+		s.waitClosed(t)
 	})
 	t.Run("wrapped", func(t *testing.T) {
 		// An error from below the engine, wrapped, keeps its text.
