@@ -153,7 +153,16 @@ func benchDrain(b *testing.B, network bool) {
 		b.Fatal(err)
 	}
 	hs := []fsm.Header{{Key: fsm.HeaderNetworkPath, Value: "B"}}
-	body := make([]byte, 100)
+	drainBatches(b, out, local, p, func() *fsm.Message {
+		return &fsm.Message{Destination: "/queue/bench", Headers: hs, Body: make([]byte, 100), Priority: 4}
+	})
+}
+
+// drainBatches times an auto-ack consumer session c draining b.N
+// messages: in batches of 1000, p sends msg()'s untimed while c's
+// connection is full, then c resumes and each delivery is written (its
+// ack), the dispatch giving the next one.
+func drainBatches(b *testing.B, out *benchOut, c, p *Session, msg func() *fsm.Message) {
 	const batch = 1000
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -161,17 +170,16 @@ func benchDrain(b *testing.B, network bool) {
 		b.StopTimer()
 		out.writable = false
 		n := min(batch, b.N-sent)
-		for i := 0; i < n; i++ {
-			m := &fsm.Message{Destination: "/queue/bench", Headers: hs, Body: body, Priority: 4}
-			if err := p.Send(m, "", func(error) {}); err != nil {
+		for range n {
+			if err := p.Send(msg(), "", func(error) {}); err != nil {
 				b.Fatal(err)
 			}
 		}
 		out.writable = true
 		b.StartTimer()
-		local.Resume()
-		for i := 0; i < n; i++ {
-			out.ds[i].Written() // acks, and the dispatch gives the next one
+		c.Resume()
+		for i := range n {
+			out.ds[i].Written()
 		}
 		b.StopTimer()
 		if len(out.ds) != n {

@@ -40,14 +40,19 @@ def sent(conn, dest, body, **headers):
     return rid
 
 
-def drain(listener, wait=1.0):
-    """The bodies of every message that arrives until none has for wait."""
+def drain_frames(listener, wait=1.0):
+    """Every MESSAGE frame that arrives until none has for wait."""
     out = []
     while True:
         try:
-            out.append(listener.messages.get(timeout=wait).body)
+            out.append(listener.messages.get(timeout=wait))
         except queue.Empty:
             return out
+
+
+def drain(listener, wait=1.0):
+    """The bodies of every message that arrives until none has for wait."""
+    return [f.body for f in drain_frames(listener, wait)]
 
 
 def wait_receipts(listener, n):
@@ -214,12 +219,7 @@ subscribed(cc, ccl, cq2, "c2")
 subscribed(cc, ccl, ct, "c3")
 sent(prod, ",".join([cq1, cq2, ct]), "everywhere")
 wait_receipts(pl, 1)
-frames = []
-while True:
-    try:
-        frames.append(ccl.messages.get(timeout=1))
-    except queue.Empty:
-        break
+frames = drain_frames(ccl)
 check(sorted(f.headers["destination"] for f in frames) == sorted([cq1, cq2, ct]) and all(f.body == "everywhere" for f in frames),
       "composite SEND reached each destination once: %s" % [(f.headers["destination"], f.body) for f in frames])
 
@@ -243,12 +243,7 @@ wq, wql = connect()
 subscribed(wq, wql, qroot + ".>", "wq", ack="client")
 sent(prod, qroot + ".b.c", "bc1")  # a queue made after the SUBSCRIBE
 wait_receipts(pl, 1)
-frames = []
-while True:
-    try:
-        frames.append(wql.messages.get(timeout=1))
-    except queue.Empty:
-        break
+frames = drain_frames(wql)
 got = [(f.headers["destination"], f.body) for f in frames]
 check(sorted(got) == [(qroot + ".a", "a1"), (qroot + ".a", "a2"), (qroot + ".b.c", "bc1")]
       and [b for _, b in got if b.startswith("a")] == ["a1", "a2"]
