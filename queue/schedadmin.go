@@ -48,12 +48,9 @@ func (e *Engine) ListScheduled(dest string, limit int) (list []ScheduledMessage,
 	if limit <= 0 || limit > MaxScheduledList {
 		limit = MaxScheduledList
 	}
-	if e.isClosed() {
-		return nil, 0, ErrClosed
-	}
-	err = e.store.Messages(fsm.ScheduledQueue, 0, func(_ uint64, m *fsm.Message) bool {
+	err = e.scanScheduled(func(_ uint64, m *fsm.Message) {
 		if dest != "" && m.Destination != dest {
-			return true
+			return
 		}
 		total++
 		list = append(list, scheduledOf(m))
@@ -62,10 +59,9 @@ func (e *Engine) ListScheduled(dest string, limit int) (list []ScheduledMessage,
 			sortScheduled(list)
 			list = list[:limit]
 		}
-		return true
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("read scheduled messages: %w", err)
+		return nil, 0, err
 	}
 	sortScheduled(list)
 	if len(list) > limit {
@@ -110,40 +106,59 @@ func (e *Engine) FindScheduled(jobID string) (ScheduledMessage, error) {
 	return *found, nil
 }
 
-// unscheduling is a removal of one job in progress: the store scans and
+// unscheduling is a removal of jobs in progress: the store scan and the
 // proposals it is waiting for, the entries it took off the timer, and its
-// outcome. It is registered before the store is read, so that a repeat
-// stored by a fire applying meanwhile is either in what the scan reads
-// or noticed as it applies (unscheduleRepeat).
+// outcome. It is registered under each job id before the store is read,
+// so that a repeat stored by a fire applying meanwhile is either in what
+// the scan reads or noticed as it applies (unscheduleRepeat).
 type unscheduling struct {
-	pending int  // scans and proposals not settled
-	found   bool // an entry of the job was found
+	ids     []string
+	pending int                 // the scan and proposals not settled
+	found   map[string]struct{} // jobs an entry of which was found
 	taken   []*schedEntry
 	err     error         // set before done is closed
 	done    chan struct{} // closed when nothing is pending any more
 }
 
+// unscheduleChunk bounds the entries one removal proposal names.
+const unscheduleChunk = 4096
+
 // Unschedule removes the scheduled message with that job id: no copy of
 // it fires after it returns nil (one already firing still arrives). It
 // returns ErrNoSuchJob when there is none.
 func (e *Engine) Unschedule(ctx context.Context, jobID string) error {
+	n, err := e.unschedule(ctx, []string{jobID})
+	if err == nil && n == 0 {
+		err = fmt.Errorf("%w: %s", ErrNoSuchJob, jobID)
+	}
+	return err
+}
+
+// unschedule removes the scheduled messages with these job ids and
+// returns how many of them it found.
+func (e *Engine) unschedule(ctx context.Context, ids []string) (int, error) {
+	want := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		want[id] = struct{}{}
+	}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		return ErrClosed
+		return 0, ErrClosed
 	}
-	u := e.sched.removing[jobID]
-	if u == nil {
-		u = &unscheduling{done: make(chan struct{})}
-		e.sched.removing[jobID] = u
+	u := &unscheduling{ids: ids, found: make(map[string]struct{}), done: make(chan struct{})}
+	for _, id := range ids {
+		e.sched.removing[id] = append(e.sched.removing[id], u)
 	}
 	u.pending++ // the scan
 	e.mu.Unlock()
 
 	var seqs []uint64
+	var ofIDs []string
 	err := e.store.Messages(fsm.ScheduledQueue, 0, func(seq uint64, m *fsm.Message) bool {
-		if m.ID == jobID {
+		if _, ok := want[m.ID]; ok {
 			seqs = append(seqs, seq)
+			ofIDs = append(ofIDs, m.ID)
 		}
 		return true
 	})
@@ -151,23 +166,29 @@ func (e *Engine) Unschedule(ctx context.Context, jobID string) error {
 	if err != nil && u.err == nil {
 		u.err = fmt.Errorf("read scheduled messages: %w", err)
 	}
-	if err == nil && len(seqs) > 0 {
-		e.unscheduleSeqs(jobID, u, seqs)
+	if err == nil {
+		for _, id := range ofIDs {
+			u.found[id] = struct{}{}
+		}
+		for len(seqs) > 0 {
+			n := min(len(seqs), unscheduleChunk)
+			e.unscheduleSeqs(u, seqs[:n])
+			seqs = seqs[n:]
+		}
 	}
-	e.unscheduleSettled(jobID, u)
+	e.unscheduleSettled(u)
 	e.mu.Unlock()
 	select {
 	case <-u.done:
-		return u.err
+		return len(u.found), u.err
 	case <-ctx.Done():
-		return fmt.Errorf("waiting for raft: %w", ctx.Err())
+		return 0, fmt.Errorf("waiting for raft: %w", ctx.Err())
 	}
 }
 
-// unscheduleSeqs takes the job's entries off the timer and proposes
+// unscheduleSeqs takes entries of u's jobs off the timer and proposes
 // their removal. Called with e.mu held.
-func (e *Engine) unscheduleSeqs(jobID string, u *unscheduling, seqs []uint64) {
-	u.found = true
+func (e *Engine) unscheduleSeqs(u *unscheduling, seqs []uint64) {
 	for _, seq := range seqs {
 		if x := e.sched.entries[seq]; x != nil && x.idx >= 0 {
 			heap.Remove(&e.sched.heap, x.idx)
@@ -181,19 +202,25 @@ func (e *Engine) unscheduleSeqs(jobID string, u *unscheduling, seqs []uint64) {
 		if err != nil && u.err == nil {
 			u.err = err
 		}
-		e.unscheduleSettled(jobID, u)
+		e.unscheduleSettled(u)
 	})
 }
 
 // unscheduleSettled counts one scan or proposal of u settled; with the
 // last, the removal ends. Called with e.mu held.
-func (e *Engine) unscheduleSettled(jobID string, u *unscheduling) {
+func (e *Engine) unscheduleSettled(u *unscheduling) {
 	if u.pending--; u.pending > 0 {
 		return
 	}
-	delete(e.sched.removing, jobID)
-	switch {
-	case u.err != nil:
+	for _, id := range u.ids {
+		us := slices.DeleteFunc(e.sched.removing[id], func(v *unscheduling) bool { return v == u })
+		if len(us) == 0 {
+			delete(e.sched.removing, id)
+		} else {
+			e.sched.removing[id] = us
+		}
+	}
+	if u.err != nil {
 		// Not removed: what was taken off the timer goes back on it.
 		for _, x := range u.taken {
 			if e.sched.entries[x.seq] == x && x.idx < 0 && !x.firing {
@@ -201,8 +228,6 @@ func (e *Engine) unscheduleSettled(jobID string, u *unscheduling) {
 			}
 		}
 		e.wakeScheduler()
-	case !u.found:
-		u.err = fmt.Errorf("%w: %s", ErrNoSuchJob, jobID)
 	}
 	close(u.done)
 }
@@ -211,7 +236,9 @@ func (e *Engine) unscheduleSettled(jobID string, u *unscheduling) {
 // if its job is being removed (it fired meanwhile and repeats), it is
 // removed too. Called with e.mu held, once the entry was added.
 func (e *Engine) unscheduleRepeat(seq uint64, jobID string) {
-	if u := e.sched.removing[jobID]; u != nil {
-		e.unscheduleSeqs(jobID, u, []uint64{seq})
+	if us := e.sched.removing[jobID]; len(us) > 0 {
+		u := us[0]
+		u.found[jobID] = struct{}{}
+		e.unscheduleSeqs(u, []uint64{seq})
 	}
 }

@@ -247,7 +247,7 @@ type scheduler struct {
 	bytes   int64                  // message bytes of entries
 	rsv     map[string]int64       // store room of scheduled sends in raft, by message-id
 	// removing: jobs being removed (schedadmin.go), by job id.
-	removing map[string]*unscheduling
+	removing map[string][]*unscheduling
 	wake     chan struct{} // buffered(1): the earliest time changed
 	fired    uint64        // copies fired since the engine started
 }
@@ -293,7 +293,7 @@ func (e *Engine) startScheduler() {
 	e.sched = scheduler{
 		entries:  make(map[uint64]*schedEntry),
 		rsv:      make(map[string]int64),
-		removing: make(map[string]*unscheduling),
+		removing: make(map[string][]*unscheduling),
 		wake:     make(chan struct{}, 1),
 	}
 	e.wg.Add(1)

@@ -152,6 +152,9 @@ func (e *Engine) mayUse(s *Session, dest string, kind destKind, temp, ownTemp, s
 // with the error that ended its wait. A transaction's sends are checked
 // at COMMIT.
 func (s *Session) Send(m *fsm.Message, tx string, done func(error)) error {
+	if m.Destination == SchedulerManagement { // ActiveMQ's (schedmanage.go)
+		return s.manageScheduler(m, tx, done)
+	}
 	tempName, ownTemp, temp := tempDest(m.Destination)
 	if temp {
 		// Leader memory only, never scheduled (temp.go).

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/raftmq/raftmq/node"
+	"github.com/raftmq/raftmq/queue"
 	"github.com/raftmq/raftmq/transport/auth"
 	"github.com/raftmq/raftmq/transport/client"
 	"github.com/raftmq/raftmq/transport/failover"
@@ -313,6 +314,9 @@ func TestSecurity(t *testing.T) {
 		app.fails(403, "GET", "/api/v1/scheduled", "", "no read right on the broker")
 		ops.fails(403, "DELETE", job, "", "user ops has no admin right on /queue/orders.w")
 		admin.ok(200, "DELETE", job, "", nil)
+		// Over STOMP it is ActiveMQ's management topic, and its write right.
+		c.write(frame(stomp.SEND, "", "destination", queue.SchedulerManagement, "AMQ_SCHEDULER_ACTION", "REMOVEALL", "receipt", "m1"))
+		c.expectError("user writer is not authorized to write to "+queue.SchedulerManagement, "m1")
 		// Probes need no login; the console asks the browser for one.
 		anon.ok(200, "GET", "/healthz", "", nil)
 		code, _ = anon.do("GET", "/", "")

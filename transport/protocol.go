@@ -169,8 +169,14 @@ func (c *conn) send(f *stomp.Frame) error {
 	if strings.Contains(dest, ",") {
 		return c.sendComposite(f, dest)
 	}
-	if who := c.who(); who != nil && !isTemp(dest) && !who.MaySend(dest) {
+	who := c.who()
+	if who != nil && !isTemp(dest) && !who.MaySend(dest) {
 		return c.forbidden(f, "write to", dest)
+	}
+	// A browse of the scheduled messages (queue/schedmanage.go) sends
+	// copies to the reply-to: the sender must be allowed to write there.
+	if rt := f.Get("reply-to"); dest == queue.SchedulerManagement && rt != "" && who != nil && !isTemp(rt) && !who.MaySend(rt) {
+		return c.forbidden(f, "write to", rt)
 	}
 	m, err := c.message(f, dest)
 	if err != nil {

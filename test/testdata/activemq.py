@@ -1,8 +1,9 @@
 """ActiveMQ features a STOMP application relies on, driven with Debian's
 python3-stomp: selectors on queues and topics, a selector that does not
 parse, message groups, exclusive consumers, consumer priority,
-request/reply through a temporary queue, composite destinations and
-wildcard subscriptions to topics and to queues.
+request/reply through a temporary queue, composite destinations,
+wildcard subscriptions to topics and to queues, and the scheduler's
+management topic.
 
 Usage: /usr/bin/python3 activemq.py HOST PORT
 Exits 0 when every check held; prints what failed otherwise.
@@ -259,6 +260,27 @@ subscribed(after, afl, qroot + ".>", "after")
 subscribed(after, afl, qroot, "root")
 check(drain(afl) == ["root"], "the cumulative ACK took every queue's message; the unmatched one waited")
 
-for c in (prod, eu, us, rest, live, c2, e2, lo, hi, cc, wc, after):
+# Scheduler management, as ActiveMQ's: BROWSE the scheduled messages to a
+# temporary queue, then REMOVE one by its scheduledJobId before it fires.
+sq = "/queue/py-sched-" + run
+sc, scl = connect()
+subscribed(sc, scl, sq, "sched")
+sp, spl = connect()  # a producer of its own: its receipts are these two
+sent(sp, sq, "cancel-me", AMQ_SCHEDULED_DELAY="2000")
+sent(sp, sq, "keep-me", AMQ_SCHEDULED_DELAY="2000")
+wait_receipts(spl, 2)
+mgr, ml = connect()
+subscribed(mgr, ml, "/temp-queue/sched-browse", "browse")
+sent(mgr, "/topic/ActiveMQ.Scheduler.Management", "", AMQ_SCHEDULER_ACTION="BROWSE",
+     **{"reply-to": "/temp-queue/sched-browse"})
+wait_receipts(ml, 1)
+jobs = {f.body: f.headers.get("scheduledJobId") for f in drain_frames(ml, wait=0.5)}
+check(jobs.get("cancel-me") and jobs.get("keep-me"), "BROWSE showed both scheduled messages with their job ids: %s" % jobs)
+sent(mgr, "/topic/ActiveMQ.Scheduler.Management", "", AMQ_SCHEDULER_ACTION="REMOVE",
+     scheduledJobId=jobs.get("cancel-me", ""))
+wait_receipts(ml, 1)
+check(drain(scl, wait=3.5) == ["keep-me"], "the removed message never came, the other did")
+
+for c in (prod, eu, us, rest, live, c2, e2, lo, hi, cc, wc, after, sc, sp, mgr):
     c.disconnect()
 print("all checks passed")
