@@ -172,7 +172,7 @@ func (e *Engine) unschedule(ctx context.Context, ids []string) (int, error) {
 		}
 		for len(seqs) > 0 {
 			n := min(len(seqs), unscheduleChunk)
-			e.unscheduleSeqs(u, seqs[:n])
+			e.unscheduleSeqs([]*unscheduling{u}, seqs[:n])
 			seqs = seqs[n:]
 		}
 	}
@@ -186,23 +186,30 @@ func (e *Engine) unschedule(ctx context.Context, ids []string) (int, error) {
 	}
 }
 
-// unscheduleSeqs takes entries of u's jobs off the timer and proposes
-// their removal. Called with e.mu held.
-func (e *Engine) unscheduleSeqs(u *unscheduling, seqs []uint64) {
+// unscheduleSeqs takes entries of the removals' jobs off the timer and
+// proposes their removal; each of the removals waits for it. Called with
+// e.mu held.
+func (e *Engine) unscheduleSeqs(us []*unscheduling, seqs []uint64) {
+	var taken []*schedEntry
 	for _, seq := range seqs {
 		if x := e.sched.entries[seq]; x != nil && x.idx >= 0 {
 			heap.Remove(&e.sched.heap, x.idx)
-			u.taken = append(u.taken, x)
+			taken = append(taken, x)
 		}
 	}
-	u.pending++
+	for _, u := range us {
+		u.taken = append(u.taken, taken...)
+		u.pending++
+	}
 	e.propose([]fsm.Command{{Op: fsm.OpAck, Queue: fsm.ScheduledQueue, Seqs: seqs}}, func(_ []fsm.Result, err error) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if err != nil && u.err == nil {
-			u.err = err
+		for _, u := range us {
+			if err != nil && u.err == nil {
+				u.err = err
+			}
+			e.unscheduleSettled(u)
 		}
-		e.unscheduleSettled(u)
 	})
 }
 
@@ -234,11 +241,15 @@ func (e *Engine) unscheduleSettled(u *unscheduling) {
 
 // unscheduleRepeat is called as an entry of ScheduledQueue is stored:
 // if its job is being removed (it fired meanwhile and repeats), it is
-// removed too. Called with e.mu held, once the entry was added.
+// removed too, and every removal of the job waits for that. Called with
+// e.mu held, once the entry was added.
 func (e *Engine) unscheduleRepeat(seq uint64, jobID string) {
-	if us := e.sched.removing[jobID]; len(us) > 0 {
-		u := us[0]
-		u.found[jobID] = struct{}{}
-		e.unscheduleSeqs(u, []uint64{seq})
+	us := e.sched.removing[jobID]
+	if len(us) == 0 {
+		return
 	}
+	for _, u := range us {
+		u.found[jobID] = struct{}{}
+	}
+	e.unscheduleSeqs(slices.Clone(us), []uint64{seq})
 }

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,5 +155,68 @@ func TestUnscheduleRepeatAfterScan(t *testing.T) {
 	time.Sleep(900 * time.Millisecond) // three periods
 	if _, total, _ := e.ListScheduled("", 0); out.count() != n || total != 0 {
 		t.Errorf("after the removal: %d copies then %d, %d still scheduled", n, out.count(), total)
+	}
+}
+
+// failingLog fails the proposals fail picks, as a leader that lost its
+// term does, and passes the others on.
+type failingLog struct {
+	Log
+	fail func(cmds []fsm.Command) bool
+}
+
+func (l *failingLog) Propose(cmds []fsm.Command, done func([]fsm.Result, error)) {
+	if l.fail(cmds) {
+		go done(nil, errors.New("leadership lost"))
+		return
+	}
+	l.Log.Propose(cmds, done)
+}
+
+// TestOverlappingRemovalsShareTheChase: two removals of one job are under
+// way when its fire, already in raft, stores the next repeat. Removing
+// that repeat fails (the leader lost its term): then neither removal
+// reports success, and the repeat is back on the timer.
+func TestOverlappingRemovalsShareTheChase(t *testing.T) {
+	e, l := newEngine(t, Config{})
+	var mu sync.Mutex
+	acks := 0
+	e.log = &failingLog{Log: l, fail: func(cmds []fsm.Command) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if cmds[0].Op == fsm.OpAck && cmds[0].Queue == fsm.ScheduledQueue {
+			acks++
+			return acks == 3 // the two removals' own, then the chase
+		}
+		return false
+	}}
+	p, _ := open(t, e, "")
+	m := schedMsg("/queue/tick", "tick", fsm.HeaderScheduledDelay, "200",
+		fsm.HeaderScheduledPeriod, "60000", fsm.HeaderScheduledRepeat, "5")
+	sendMsg(t, p, m, "")
+	release := make(chan struct{})
+	l.ch <- func() { <-release }
+	deadline := time.Now().Add(5 * time.Second)
+	for !firing(e) {
+		if time.Now().After(deadline) {
+			t.Fatal("the fire was never proposed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	results := make(chan error, 2)
+	for range 2 {
+		go func() { results <- e.Unschedule(context.Background(), m.ID) }()
+	}
+	time.Sleep(50 * time.Millisecond) // both proposed behind the fire
+	close(release)
+	for range 2 {
+		if err := <-results; err == nil {
+			t.Error("a removal reported success while the repeat's removal failed")
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.sched.entries) != 1 || e.sched.heap.Len() != 1 || len(e.sched.removing) != 0 {
+		t.Errorf("mirror: %d entries, %d timers, %d removals; want the repeat back on the timer", len(e.sched.entries), e.sched.heap.Len(), len(e.sched.removing))
 	}
 }

@@ -1,12 +1,14 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/raftmq/raftmq/fsm"
 )
@@ -56,23 +58,23 @@ func (s *Session) manageScheduler(m *fsm.Message, tx string, done func(error)) e
 	if tx != "" {
 		return ErrSchedulerTx
 	}
-	s.e.mu.Lock()
-	err := s.usable()
-	s.e.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	from, to, err := actionWindow(m)
-	if err != nil {
-		return err
-	}
 	e := s.e
+	e.mu.Lock()
+	err := s.usable()
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	action, _ := m.Header(HeaderSchedulerAction)
 	switch action {
 	case "BROWSE":
+		from, to, err := actionWindow(m)
+		if err != nil {
+			return err
+		}
 		replyTo, _ := m.Header("reply-to")
-		if replyTo == "" {
-			return ErrSchedulerReplyTo
+		if err := browseTarget(replyTo); err != nil {
+			return err
 		}
 		if err := s.browseScheduled(replyTo, from, to); err != nil {
 			return err
@@ -90,14 +92,22 @@ func (s *Session) manageScheduler(m *fsm.Message, tx string, done func(error)) e
 		}()
 		return nil
 	case "REMOVEALL":
+		from, to, err := actionWindow(m)
+		if err != nil {
+			return err
+		}
 		var ids []string
-		err := e.scanScheduled(func(_ uint64, m *fsm.Message) {
+		err = e.scanScheduled(func(_ uint64, m *fsm.Message) {
 			if due := scheduledOf(m).DueMs; due >= from && due <= to {
 				ids = append(ids, m.ID)
 			}
 		})
 		if err != nil {
 			return err
+		}
+		if len(ids) == 0 {
+			done(nil)
+			return nil
 		}
 		go func() {
 			_, err := e.unschedule(context.Background(), ids)
@@ -106,6 +116,27 @@ func (s *Session) manageScheduler(m *fsm.Message, tx string, done func(error)) e
 		return nil
 	}
 	return ErrSchedulerAction
+}
+
+// browseTarget checks a BROWSE's reply-to before anything is sent: one
+// destination a message can be sent to, and not the management topic
+// itself, where the copies would be read as commands.
+func browseTarget(replyTo string) error {
+	name, _, _ := tempDest(replyTo)
+	_, err := parseDest(name)
+	switch {
+	case replyTo == "":
+		return ErrSchedulerReplyTo
+	case err != nil, strings.Contains(replyTo, ","):
+		return fmt.Errorf("%w: reply-to %q", ErrBadDestination, replyTo)
+	case replyTo == SchedulerManagement:
+		return fmt.Errorf("%w: reply-to cannot be %s", ErrBadDestination, SchedulerManagement)
+	case reserved(replyTo):
+		return ErrReservedDestination
+	case wildcard(replyTo):
+		return ErrWildcardSend
+	}
+	return nil
 }
 
 // actionWindow reads ACTION_START_TIME and ACTION_END_TIME: all of time
@@ -119,7 +150,7 @@ func actionWindow(m *fsm.Message) (from, to int64, err error) {
 		if s, ok := m.Header(h.key); ok && s != "" {
 			n, err := strconv.ParseInt(s, 10, 64)
 			if err != nil {
-				return 0, 0, &ScheduleError{Header: h.key, Value: s, Want: "a time in unix milliseconds"}
+				return 0, 0, &ScheduleError{Header: h.key, Value: s, Want: "must be a time in unix milliseconds"}
 			}
 			*h.v = n
 		}
@@ -127,27 +158,55 @@ func actionWindow(m *fsm.Message) (from, to int64, err error) {
 	return from, to, nil
 }
 
+// browseKey is a scheduled entry a browse chose: what it sorts by.
+type browseKey struct {
+	due int64
+	seq uint64
+}
+
 // browseScheduled sends a copy of each scheduled message next due within
-// [from, to], the earliest first, to replyTo.
+// [from, to], the earliest first (at most MaxScheduledList), to replyTo.
+// It reads the store twice: first to choose by due time, keeping no
+// bodies, then to copy the chosen ones.
 func (s *Session) browseScheduled(replyTo string, from, to int64) error {
-	var list []*fsm.Message
-	err := s.e.scanScheduled(func(_ uint64, m *fsm.Message) {
-		if due := scheduledOf(m).DueMs; due >= from && due <= to {
-			list = append(list, m)
-			if len(list) >= 2*MaxScheduledList { // keep the earliest
-				sortByDue(list)
-				list = list[:MaxScheduledList]
+	var keys []browseKey
+	trim := func() {
+		slices.SortFunc(keys, func(a, b browseKey) int { return cmp.Or(cmp.Compare(a.due, b.due), cmp.Compare(a.seq, b.seq)) })
+		keys = keys[:min(len(keys), MaxScheduledList)]
+	}
+	err := s.e.scanScheduled(func(seq uint64, m *fsm.Message) {
+		sc, _ := fsm.ScheduleOf(m)
+		if sc.Due >= from && sc.Due <= to {
+			keys = append(keys, browseKey{due: sc.Due, seq: seq})
+			if len(keys) >= 2*MaxScheduledList {
+				trim()
 			}
 		}
 	})
 	if err != nil {
 		return err
 	}
-	sortByDue(list)
-	if len(list) > MaxScheduledList {
-		list = list[:MaxScheduledList]
+	trim()
+	if len(keys) == 0 {
+		return nil
 	}
-	for _, m := range list {
+	chosen := make(map[uint64]*fsm.Message, len(keys))
+	for _, k := range keys {
+		chosen[k.seq] = nil
+	}
+	err = s.e.scanScheduled(func(seq uint64, m *fsm.Message) {
+		if _, ok := chosen[seq]; ok {
+			chosen[seq] = m
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		m := chosen[k.seq]
+		if m == nil {
+			continue // fired or removed between the reads
+		}
 		cp := &fsm.Message{Destination: replyTo, Body: m.Body, Priority: m.Priority, Headers: browseHeaders(m)}
 		if err := s.Send(cp, "", func(error) {}); err != nil {
 			return fmt.Errorf("browse of the scheduled messages to %s: %w", replyTo, err)
@@ -168,19 +227,6 @@ func browseHeaders(m *fsm.Message) []fsm.Header {
 		}
 	}
 	return append(hs, fsm.Header{Key: fsm.HeaderScheduledJobID, Value: m.ID})
-}
-
-func sortByDue(l []*fsm.Message) {
-	slices.SortFunc(l, func(a, b *fsm.Message) int {
-		da, db := scheduledOf(a).DueMs, scheduledOf(b).DueMs
-		switch {
-		case da < db:
-			return -1
-		case da > db:
-			return 1
-		}
-		return 0
-	})
 }
 
 // scanScheduled calls fn with every stored scheduled message, without

@@ -86,7 +86,14 @@ func TestSchedulerManagement(t *testing.T) {
 		{[]string{HeaderSchedulerAction, "BROWSE"}, "", ErrSchedulerReplyTo},
 		{[]string{HeaderSchedulerAction, "REMOVE"}, "", ErrSchedulerJobID},
 		{[]string{HeaderSchedulerAction, "REMOVEALL", HeaderActionEndTime, "soon"}, "", ErrBadSchedule},
+		{[]string{HeaderSchedulerAction, "BROWSE", "reply-to", "/queue/b", HeaderActionStartTime, "x"}, "", ErrBadSchedule},
 		{[]string{HeaderSchedulerAction, "REMOVEALL"}, "tx", ErrSchedulerTx},
+		// The copies of a browse to the management topic would be read
+		// as commands (a scheduled message may carry any header).
+		{[]string{HeaderSchedulerAction, "BROWSE", "reply-to", SchedulerManagement}, "", ErrBadDestination},
+		{[]string{HeaderSchedulerAction, "BROWSE", "reply-to", "/queue/a,/queue/b"}, "", ErrBadDestination},
+		{[]string{HeaderSchedulerAction, "BROWSE", "reply-to", "/queue/a.>"}, "", ErrWildcardSend},
+		{[]string{HeaderSchedulerAction, "BROWSE", "reply-to", SystemTopicPrefix + "x"}, "", ErrReservedDestination},
 	} {
 		if tc.tx != "" {
 			if err := p.Begin(tc.tx); err != nil {

@@ -270,17 +270,25 @@ func (c *conn) sendComposite(f *stomp.Frame, list string) error {
 	tx := "\x00composite-" + strconv.FormatUint(c.composites, 10)
 	return c.call(f, func(done func(error)) error {
 		if err := c.sess.Begin(tx); err != nil {
-			// It is one transaction, which the client may not know.
-			return fmt.Errorf("a composite SEND is one transaction: %w", err)
+			return compositeErr(err)
 		}
 		for _, m := range ms {
 			if err := c.sess.Send(m, tx, func(error) {}); err != nil {
 				c.sess.Abort(tx)
-				return err
+				return compositeErr(err)
 			}
 		}
 		return c.sess.Commit(tx, done)
 	})
+}
+
+// compositeErr says, of an error about transactions, that a composite
+// SEND is one: its client may use none itself.
+func compositeErr(err error) error {
+	if errors.Is(err, queue.ErrTooManyTxFrames) || errors.Is(err, queue.ErrTxTooLarge) || errors.Is(err, queue.ErrSchedulerTx) {
+		return fmt.Errorf("a composite SEND is one transaction: %w", err)
+	}
+	return err
 }
 
 // ownHeaders copies the sender's own headers into one new string, so a

@@ -85,8 +85,8 @@
 // anonymous connections are allowed too, they may read and write every
 // queue and topic but administer none, and have no broker-wide rights:
 // those (the admin API, console and metrics, managing the group, deleting
-// or purging destinations) need a login or an ACL file that grants them to
-// "anonymous". ActiveMQ
+// or purging destinations, sending to the scheduler's management topic)
+// need a login or an ACL file that grants them to "anonymous". ActiveMQ
 // likewise protects its console apart from anonymous messaging access.
 //
 // With an ACL file, anonymous connections, if allowed, have exactly the

@@ -237,8 +237,9 @@ func (g *Guard) Allowed(p *Principal, dest string, r Right) bool {
 	if rs.acl == nil {
 		// Users alone: whoever logs in may do everything; anonymous
 		// connections may send and receive, but administer nothing (see
-		// the package documentation).
-		return !p.Anonymous || k != kindBroker && r != Admin
+		// the package documentation), and a SEND to the scheduler's
+		// management topic administers the scheduled messages.
+		return !p.Anonymous || k != kindBroker && r != Admin && dest != queue.SchedulerManagement
 	}
 	return rs.acl.allowed(p, k, name, r)
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/raftmq/raftmq/queue"
 )
 
 // newTestGuard returns a Guard on users (a users file's text) and acl
@@ -111,7 +113,7 @@ func TestLoginAnonymous(t *testing.T) {
 		// administration.
 		{"no ACL", "", true, nil, true, false, false},
 		{"ACL without anonymous", "queue > read=* write=*\n", true, nil, false, false, false},
-		{"ACL with anonymous", "queue x read=anonymous write=anonymous admin=anonymous\nbroker * read=anonymous\n", true, nil, true, true, true},
+		{"ACL with anonymous", "queue x read=anonymous write=anonymous admin=anonymous\nbroker * read=anonymous\ntopic ActiveMQ.Scheduler.Management write=anonymous\n", true, nil, true, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g, _ := newTestGuard(t, users, c.acl, c.anonymous)
@@ -136,6 +138,11 @@ func TestLoginAnonymous(t *testing.T) {
 			}
 			if got := g.Allowed(p, BrokerResource, Read); got != c.broker {
 				t.Errorf("anonymous read on the broker: %v, want %v", got, c.broker)
+			}
+			// Sending to the scheduler's management topic administers
+			// the scheduled messages: an ACL must grant it.
+			if got := g.Allowed(p, queue.SchedulerManagement, Write); got != c.admin {
+				t.Errorf("anonymous write on %s: %v, want %v", queue.SchedulerManagement, got, c.admin)
 			}
 			// A user who logs in has every right without an ACL file.
 			u, err := g.Login("app", "pw")
