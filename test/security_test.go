@@ -312,6 +312,7 @@ func TestSecurity(t *testing.T) {
 		}
 		job := "/api/v1/scheduled/" + url.PathEscape(sched.Messages[0].JobID)
 		app.fails(403, "GET", "/api/v1/scheduled", "", "no read right on the broker")
+		app.fails(403, "DELETE", job, "", "no read right on the broker") // before it looks the job up
 		ops.fails(403, "DELETE", job, "", "user ops has no admin right on /queue/orders.w")
 		admin.ok(200, "DELETE", job, "", nil)
 		// Over STOMP it is ActiveMQ's management topic, and its write right.
