@@ -71,16 +71,7 @@ func TestUnscheduleWhileFiring(t *testing.T) {
 	m := schedMsg("/queue/tick", "tick", fsm.HeaderScheduledDelay, "200",
 		fsm.HeaderScheduledPeriod, "10", fsm.HeaderScheduledRepeat, "100")
 	sendMsg(t, p, m, "")
-	// Hold the log: the fire, due in 200 ms, waits in it.
-	release := make(chan struct{})
-	l.ch <- func() { <-release }
-	deadline := time.Now().Add(5 * time.Second)
-	for !firing(e) {
-		if time.Now().After(deadline) {
-			t.Fatal("the fire was never proposed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	release := holdFire(t, e, l) // the fire, due in 200 ms, waits in the log
 	removed := make(chan error, 1)
 	go func() { removed <- e.Unschedule(context.Background(), m.ID) }()
 	time.Sleep(50 * time.Millisecond) // its OpAck is proposed behind the fire
@@ -101,6 +92,24 @@ func TestUnscheduleWhileFiring(t *testing.T) {
 	if len(e.sched.entries) != 0 || e.sched.heap.Len() != 0 || len(e.sched.removing) != 0 {
 		t.Errorf("mirror: %d entries, %d timers, %d removals", len(e.sched.entries), e.sched.heap.Len(), len(e.sched.removing))
 	}
+}
+
+// holdFire holds l's applies until a scheduled entry's fire is proposed
+// and waits in the log behind the hold; closing the channel it returns
+// lets them go.
+func holdFire(t *testing.T, e *Engine, l *fsmLog) chan struct{} {
+	t.Helper()
+	release := make(chan struct{})
+	l.ch <- func() { <-release }
+	deadline := time.Now().Add(5 * time.Second)
+	for !firing(e) {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("the fire was never proposed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return release
 }
 
 // firing reports whether a scheduled entry's fire is proposed.
@@ -194,15 +203,7 @@ func TestOverlappingRemovalsShareTheChase(t *testing.T) {
 	m := schedMsg("/queue/tick", "tick", fsm.HeaderScheduledDelay, "200",
 		fsm.HeaderScheduledPeriod, "60000", fsm.HeaderScheduledRepeat, "5")
 	sendMsg(t, p, m, "")
-	release := make(chan struct{})
-	l.ch <- func() { <-release }
-	deadline := time.Now().Add(5 * time.Second)
-	for !firing(e) {
-		if time.Now().After(deadline) {
-			t.Fatal("the fire was never proposed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	release := holdFire(t, e, l)
 	results := make(chan error, 2)
 	for range 2 {
 		go func() { results <- e.Unschedule(context.Background(), m.ID) }()
