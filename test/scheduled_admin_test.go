@@ -7,6 +7,8 @@ import (
 
 	"github.com/raftmq/raftmq/node"
 	"github.com/raftmq/raftmq/transport/client"
+	"github.com/raftmq/raftmq/transport/failover"
+	"github.com/raftmq/raftmq/transport/stomp"
 )
 
 // TestAdminScheduled lists scheduled messages through the admin API and
@@ -57,5 +59,75 @@ func TestAdminScheduled(t *testing.T) {
 	noMessage(t, sub)
 	if m := scrape(t, s.HTTP); m["raftmq_scheduled_messages"] != 1 || m["raftmq_scheduled_fired_total"] != 1 {
 		t.Errorf("metrics after the fire: messages %v, fired %v", m["raftmq_scheduled_messages"], m["raftmq_scheduled_fired_total"])
+	}
+}
+
+// TestUnscheduledAcrossLeaderKill: a scheduled message removed through
+// the admin API stays removed when the leader that removed it is killed
+// with SIGKILL right after answering: the new leader, loading the
+// scheduled messages from its replicated store, never fires it, and
+// fires the one that was kept.
+func TestUnscheduledAcrossLeaderKill(t *testing.T) {
+	t.Parallel()
+	g := StartGroup(t, raftmqBin, 3)
+	brokers := failoverURL(g)
+	const dest = "/queue/unscheduled"
+	ctx := ctxT(t)
+
+	cons, err := failover.Dial(ctx, brokers, failover.Options{HeartBeat: [2]time.Duration{time.Second, time.Second}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cons.Close() })
+	sub, err := cons.Subscribe(ctx, dest, "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := failover.Dial(ctx, brokers, failover.Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prod.Close() })
+	sent := time.Now()
+	for _, m := range []struct {
+		body string
+		h    []stomp.Header
+	}{
+		{"removed", []stomp.Header{{Key: "AMQ_SCHEDULED_DELAY", Value: "3000"}, {Key: "AMQ_SCHEDULED_PERIOD", Value: "300"}, {Key: "AMQ_SCHEDULED_REPEAT", Value: "3"}}},
+		{"kept", []stomp.Header{{Key: "AMQ_SCHEDULED_DELAY", Value: "3500"}}},
+	} {
+		if err := prod.Send(ctx, dest, []byte(m.body), m.h...); err != nil {
+			t.Fatalf("send %s: %v", m.body, err)
+		}
+	}
+
+	leader := g.Nodes[g.Leader()]
+	a := api{t: t, addr: leader.HTTP}
+	var list node.ScheduledList
+	a.ok(200, "GET", "/api/v1/scheduled?destination="+dest, "", &list)
+	if len(list.Messages) != 2 || list.Messages[0].Remaining != 3 {
+		t.Fatalf("scheduled: %+v", list.Messages)
+	}
+	a.ok(200, "DELETE", "/api/v1/scheduled/"+url.PathEscape(list.Messages[0].JobID), "", nil)
+	leader.Kill()
+	Eventually(t, waitLong, "a new leader", func() bool { return g.Leader() >= 0 })
+
+	// Past every due time of both, with room for the failover.
+	deadline := sent.Add(3000*time.Millisecond + 3*300*time.Millisecond + 3*time.Second)
+	var got []string
+	for time.Now().Before(deadline) {
+		select {
+		case m := <-sub.C():
+			got = append(got, string(m.Body))
+		case <-time.After(time.Until(deadline)):
+		}
+	}
+	if len(got) != 1 || got[0] != "kept" {
+		t.Fatalf("delivered %q after the removal and a leader kill, want only kept", got)
+	}
+	var after node.ScheduledList
+	api{t: t, addr: g.Nodes[g.Leader()].HTTP}.ok(200, "GET", "/api/v1/scheduled", "", &after)
+	if after.Total != 0 {
+		t.Errorf("the new leader still has %d scheduled: %+v", after.Total, after.Messages)
 	}
 }
